@@ -1,0 +1,1 @@
+"""Stage 1: find faces, landmarks, alignment, masks and identity; write a face set."""

@@ -1,0 +1,25 @@
+"""Face detector plugins. Each module registers one detector factory in ``DETECTORS``.
+
+A factory is called as ``factory(device=...)`` and returns an object following
+:class:`facetwin.extract.detectors.base.Detector`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from facetwin.extract.detectors.base import Detection, Detector
+from facetwin.registry import Registry
+
+DETECTORS: Registry[Callable[..., Detector]] = Registry("detector")
+
+
+def create_detector(name: str, device: str = "cpu") -> Detector:
+    """Build the detector registered under ``name``."""
+    return DETECTORS.get(name)(device=device)
+
+
+# Plugin modules register themselves on import; keep this list the only place that names them.
+from facetwin.extract.detectors import dlib_cnn, dlib_hog, mtcnn  # noqa: E402,F401
+
+__all__ = ["DETECTORS", "Detection", "Detector", "create_detector"]

@@ -1,0 +1,81 @@
+"""Video reading with PyAV: frames streamed one at a time (constant memory, any length)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facetwin.errors import InputError
+
+VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    frame_count: int | None  # from the container; None when it does not say
+    has_audio: bool
+
+
+def is_video_path(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTS
+
+
+def _open(path: Path):  # type: ignore[no-untyped-def]
+    import av
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not a readable video ({e})") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{path}: has no video stream")
+    return container
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Size, frame rate, frame count and audio presence of a video."""
+    with _open(Path(path)) as c:
+        s = c.streams.video[0]
+        fps = float(s.average_rate or s.guessed_rate or 25)
+        return VideoInfo(
+            width=s.codec_context.width,
+            height=s.codec_context.height,
+            fps=fps,
+            frame_count=int(s.frames) or None,
+            has_audio=bool(c.streams.audio),
+        )
+
+
+def iter_frames(path: str | Path, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (frame index, RGB uint8 frame) for every frame from ``start`` on.
+
+    Decoding is sequential from the beginning (frames before ``start`` are decoded and dropped):
+    seeking lands on keyframes and would make frame indices depend on the codec. A truncated or
+    corrupt stream raises InputError after the frames that did decode.
+    """
+    import av
+
+    p = Path(path)
+    with _open(p) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        i = -1
+        try:
+            for i, frame in enumerate(c.decode(stream)):
+                if i >= start:
+                    yield i, frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as e:
+            raise InputError(f"{p}: video is corrupt or truncated after frame {i} ({e})") from None
+        if i < 0:
+            raise InputError(f"{p}: no decodable video frames")
