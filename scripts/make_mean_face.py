@@ -23,7 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def frames() -> list[np.ndarray]:
-    out = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted((ROOT / "data/images").glob("*.jpg"))]
+    out = [
+        cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+        for p in sorted((ROOT / "data/images").glob("*.jpg"))
+    ]
     for p in sorted((ROOT / "data/video").glob("*")):
         with av.open(str(p)) as c:
             for i, f in enumerate(c.decode(video=0)):
@@ -54,7 +57,9 @@ def main() -> None:
     lo, hi = ref.min(0), ref.max(0)
     unit = (ref - (lo + hi) / 2) / (hi - lo).max() + 0.5
     out = ROOT / "src/facetwin/extract/mean_face.json"
-    out.write_text(json.dumps({"faces": len(shapes), "inner_points": np.round(unit, 5).tolist()}) + "\n")
+    out.write_text(
+        json.dumps({"faces": len(shapes), "inner_points": np.round(unit, 5).tolist()}) + "\n"
+    )
     print(f"mean face from {len(shapes)} faces -> {out}")
 
 

@@ -20,7 +20,9 @@ def resolve_device(name: str = "auto") -> str:
     base = name.split(":")[0]
     if base == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda asked for, but torch sees no CUDA GPU (try --device auto)")
-    if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if base == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise UsageError("--device mps asked for, but this torch build has no MPS")
     if base not in DEVICE_CHOICES:
         raise UsageError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")

@@ -154,7 +154,9 @@ class FaceSet:
         root = Path(path)
         db = root / DB_NAME
         if not db.is_file():
-            raise InputError(f"{root} is not a face set (no {DB_NAME}); make one with `facetwin extract`")
+            raise InputError(
+                f"{root} is not a face set (no {DB_NAME}); make one with `facetwin extract`"
+            )
         try:
             conn = sqlite3.connect(db)
             version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -183,8 +185,13 @@ class FaceSet:
         old = fs.settings()
         if not old:
             with fs.transaction():
-                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                conn.execute("INSERT INTO meta VALUES ('settings', ?)", (json.dumps(settings, sort_keys=True),))
+                conn.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+                conn.execute(
+                    "INSERT INTO meta VALUES ('settings', ?)",
+                    (json.dumps(settings, sort_keys=True),),
+                )
         elif old != json.loads(json.dumps(settings)):
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
             fs.close()
@@ -234,14 +241,22 @@ class FaceSet:
         finally:
             self.conn.row_factory = None
 
-    def add_source(self, path: str, kind: str, width: int, height: int, fps: float | None,
-                   frame_count: int | None) -> int:
+    def add_source(
+        self,
+        path: str,
+        kind: str,
+        width: int,
+        height: int,
+        fps: float | None,
+        frame_count: int | None,
+    ) -> int:
         row = self.source(path)
         if row is not None:
             return int(row["id"])
         with self.transaction() as c:
             cur = c.execute(
-                "INSERT INTO sources (path, kind, width, height, fps, frame_count) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO sources (path, kind, width, height, fps, frame_count) "
+                "VALUES (?,?,?,?,?,?)",
                 (path, kind, width, height, fps, frame_count),
             )
         return int(cur.lastrowid or 0)
@@ -252,39 +267,57 @@ class FaceSet:
     def write_png(self, name: str, data: bytes) -> None:
         atomic_write_bytes(self.root / FACES_DIR / name, data)
 
-    def commit_frames(self, source_id: int, next_frame: int, frames: Iterable[tuple[int, int]],
-                      faces: Iterable[dict[str, object]],
-                      tracks: Iterable[tuple[object, ...]] = ()) -> None:
+    def commit_frames(
+        self,
+        source_id: int,
+        next_frame: int,
+        frames: Iterable[tuple[int, int]],
+        faces: Iterable[dict[str, object]],
+        tracks: Iterable[tuple[object, ...]] = (),
+    ) -> None:
         """Record processed frames, their faces and the tracker state, and advance the source,
         in one transaction."""
         with self.transaction() as c:
             c.executemany("INSERT OR REPLACE INTO tracks VALUES (?,?,?,?,?,?,?)", list(tracks))
-            c.executemany("INSERT OR REPLACE INTO frames VALUES (?,?,?)",
-                          [(source_id, f, n) for f, n in frames])
+            c.executemany(
+                "INSERT OR REPLACE INTO frames VALUES (?,?,?)",
+                [(source_id, f, n) for f, n in frames],
+            )
             for row in faces:
                 cols = ", ".join(row)
-                c.execute(f"INSERT OR REPLACE INTO faces ({cols}) VALUES ({', '.join('?' * len(row))})",
-                          tuple(row.values()))
+                c.execute(
+                    f"INSERT OR REPLACE INTO faces ({cols}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()),
+                )
             c.execute("UPDATE sources SET next_frame=? WHERE id=?", (next_frame, source_id))
 
-    def finish_source(self, source_id: int, smooth: dict[int, np.ndarray],
-                      bridged: Iterable[dict[str, object]]) -> None:
+    def finish_source(
+        self, source_id: int, smooth: dict[int, np.ndarray], bridged: Iterable[dict[str, object]]
+    ) -> None:
         """Store smoothed landmarks (face id -> (68, 2)) and bridged faces; mark the source done."""
         with self.transaction() as c:
             c.execute("DELETE FROM faces WHERE source_id=? AND bridged=1", (source_id,))
-            c.executemany("UPDATE faces SET landmarks_smooth=? WHERE id=?",
-                          [(_blob(v, np.float32), k) for k, v in smooth.items()])
+            c.executemany(
+                "UPDATE faces SET landmarks_smooth=? WHERE id=?",
+                [(_blob(v, np.float32), k) for k, v in smooth.items()],
+            )
             for row in bridged:
-                c.execute(f"INSERT INTO faces ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                          tuple(row.values()))
+                c.execute(
+                    f"INSERT INTO faces ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()),
+                )
             c.execute("UPDATE sources SET status='done' WHERE id=?", (source_id,))
 
     # -- reading -----------------------------------------------------------------------------
-    _COLS = ("f.id, f.source_id, s.path, f.frame, f.face, f.file, f.box, f.score, f.landmarks, "
-             "f.landmarks_smooth, f.matrix, f.embedding, f.embedding_frame, f.detector, f.blur, "
-             "f.yaw, f.pitch, f.roll, f.track, f.bridged")
+    _COLS = (
+        "f.id, f.source_id, s.path, f.frame, f.face, f.file, f.box, f.score, f.landmarks, "
+        "f.landmarks_smooth, f.matrix, f.embedding, f.embedding_frame, f.detector, f.blur, "
+        "f.yaw, f.pitch, f.roll, f.track, f.bridged"
+    )
 
-    def faces(self, include_bridged: bool = False, source_id: int | None = None) -> list[FaceRecord]:
+    def faces(
+        self, include_bridged: bool = False, source_id: int | None = None
+    ) -> list[FaceRecord]:
         """Face records ordered by source, frame, face. Bridged faces have no image."""
         where = [] if include_bridged else ["f.bridged=0"]
         args: list[object] = []
@@ -300,13 +333,26 @@ class FaceSet:
     @staticmethod
     def _record(r: tuple) -> FaceRecord:  # type: ignore[type-arg]
         return FaceRecord(
-            id=r[0], source_id=r[1], source=r[2], frame=r[3], face=r[4], file=r[5],
-            box=tuple(json.loads(r[6])), score=r[7],
+            id=r[0],
+            source_id=r[1],
+            source=r[2],
+            frame=r[3],
+            face=r[4],
+            file=r[5],
+            box=tuple(json.loads(r[6])),
+            score=r[7],
             landmarks=_arr(r[8], np.float32, (68, 2)),  # type: ignore[arg-type]
             landmarks_smooth=_arr(r[9], np.float32, (68, 2)),
             matrix=_arr(r[10], np.float64, (2, 3)),  # type: ignore[arg-type]
-            embedding=_arr(r[11], np.float32, (128,)), embedding_frame=r[12], detector=r[13],
-            blur=r[14], yaw=r[15], pitch=r[16], roll=r[17], track=r[18], bridged=bool(r[19]),
+            embedding=_arr(r[11], np.float32, (128,)),
+            embedding_frame=r[12],
+            detector=r[13],
+            blur=r[14],
+            yaw=r[15],
+            pitch=r[16],
+            roll=r[17],
+            track=r[18],
+            bridged=bool(r[19]),
         )
 
     def load_aligned(self, rec: FaceRecord) -> np.ndarray:
@@ -338,7 +384,9 @@ class FaceSet:
             "faces": c.execute("SELECT COUNT(*) FROM faces WHERE bridged=0").fetchone()[0],
             "bridged": c.execute("SELECT COUNT(*) FROM faces WHERE bridged=1").fetchone()[0],
             "frames": c.execute("SELECT COUNT(*) FROM frames").fetchone()[0],
-            "frames_with_faces": c.execute("SELECT COUNT(*) FROM frames WHERE faces>0").fetchone()[0],
+            "frames_with_faces": c.execute("SELECT COUNT(*) FROM frames WHERE faces>0").fetchone()[
+                0
+            ],
             "sources": c.execute("SELECT COUNT(*) FROM sources").fetchone()[0],
         }
 
@@ -354,6 +402,10 @@ class FaceSet:
 
     def tracks(self, source_id: int) -> list[tuple]:  # type: ignore[type-arg]
         """Tracker state rows (track, last_frame, box, embedding, embedding_frame, keep)."""
-        return list(self.conn.execute(
-            "SELECT track, last_frame, box, embedding, embedding_frame, keep FROM tracks "
-            "WHERE source_id=? ORDER BY track", (source_id,)))
+        return list(
+            self.conn.execute(
+                "SELECT track, last_frame, box, embedding, embedding_frame, keep FROM tracks "
+                "WHERE source_id=? ORDER BY track",
+                (source_id,),
+            )
+        )

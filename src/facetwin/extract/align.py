@@ -2,7 +2,7 @@
 
 Coordinates
 -----------
-The mean face (``mean_face.json``, made by ``scripts/make_mean_face.py`` from the bundled real faces)
+The mean face (``mean_face.json``, made by ``scripts/make_mean_face.py`` from the bundled faces)
 holds the 51 inner 68-point landmarks (eyebrows, eyes, nose, mouth) in unit coordinates: they span
 [0, 1] on their longer axis and are centred on (0.5, 0.5).
 
@@ -109,7 +109,9 @@ def recrop_matrix(size: int, from_coverage: float, out_size: int, to_coverage: f
     return np.array([[scale, 0.0, shift], [0.0, scale, shift]])
 
 
-def recrop(aligned: np.ndarray, from_coverage: float, to_coverage: float, out_size: int) -> np.ndarray:
+def recrop(
+    aligned: np.ndarray, from_coverage: float, to_coverage: float, out_size: int
+) -> np.ndarray:
     """Centre crop of an aligned face at a smaller coverage, resized to ``out_size``.
 
     Wider-than-stored coverage cannot be made up and raises ValueError.

