@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS faces (
     landmarks BLOB NOT NULL,         -- float32 (68, 2) raw, image pixels
     landmarks_smooth BLOB,           -- float32 (68, 2) after bridging/smoothing (video)
     matrix BLOB NOT NULL,            -- float64 (2, 3) image -> aligned crop
-    masks BLOB,                      -- PNG, channel 0 components, channel 1 extended
+    masks BLOB,                      -- grey PNG: 255 components, >= 128 extended
     embedding BLOB,                  -- float32 (128,)
     embedding_frame INTEGER,         -- frame the embedding was computed on (tracks reuse it)
     detector TEXT NOT NULL,
@@ -370,8 +370,9 @@ class FaceSet:
         row = self.conn.execute("SELECT masks FROM faces WHERE id=?", (rec.id,)).fetchone()
         if row is None or row[0] is None:
             raise InputError(f"face {rec.id} has no stored mask")
-        img = cv2.imdecode(np.frombuffer(row[0], np.uint8), cv2.IMREAD_UNCHANGED)
-        return img[..., {"components": 0, "extended": 1}[kind]]
+        img = cv2.imdecode(np.frombuffer(row[0], np.uint8), cv2.IMREAD_GRAYSCALE)
+        level = {"components": 255, "extended": 128}[kind]
+        return np.where(img >= level, 255, 0).astype(np.uint8)
 
     def mean_embedding(self) -> np.ndarray | None:
         """Mean 128-D embedding of the set's faces (None when it has none)."""

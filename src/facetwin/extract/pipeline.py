@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,7 +71,7 @@ class FaceData:
     landmarks: np.ndarray
     matrix: np.ndarray
     aligned: np.ndarray
-    masks_png: bytes
+    masks: np.ndarray
     blur: float
     pose: tuple[float, float, float]
 
@@ -82,7 +83,7 @@ class Track:
     id: int
     box: tuple[float, float, float, float]
     last_frame: int
-    emb: np.ndarray | None = None
+    emb: np.ndarray | Future[np.ndarray] | None = None
     emb_frame: int | None = None
     keep: bool = True
 
@@ -96,19 +97,22 @@ def analyse_face(image: np.ndarray, det: Detection, size: int, coverage: float) 
     m = alignment_matrix(lm, size, coverage)
     aligned = warp_face(image, m, size)
     lm_al = transform_points(lm, m)
-    masks = np.dstack(
-        [
-            face_mask(lm_al, size, "components"),
-            face_mask(lm_al, size, "extended"),
-            np.zeros((size, size), np.uint8),
-        ]
-    )
+    # one grey channel holds both masks (components lies inside extended): 255 components,
+    # 128 extended only - half the PNG encoding of two channels
+    ext = face_mask(lm_al, size, "extended")
+    masks = np.maximum(face_mask(lm_al, size, "components"), (ext > 0).astype(np.uint8) * 128)
     gray = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY)
     q = size // 4
     blur = float(cv2.Laplacian(gray[q:-q, q:-q], cv2.CV_64F).var())
-    return FaceData(
-        det, lm, m, aligned, encode_png(masks, rgb=False), blur, head_pose(lm, image.shape[:2])
-    )
+    return FaceData(det, lm, m, aligned, masks, blur, head_pose(lm, image.shape[:2]))
+
+
+def _emb_bytes(emb: np.ndarray | Future[np.ndarray] | bytes | None) -> bytes | None:
+    if isinstance(emb, Future):
+        emb = emb.result()
+    if emb is None or isinstance(emb, bytes):
+        return emb
+    return np.asarray(emb, np.float32).tobytes()
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -233,6 +237,8 @@ class Extractor:
     def __init__(self, fs: FaceSet, det: Detector, cfg: ExtractConfig, refs: np.ndarray) -> None:
         self.fs, self.det, self.cfg, self.refs = fs, det, cfg, refs
         self.frames_done = 0
+        self.skipped: list[str] = []
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="facetwin-png")
 
     # rows ---------------------------------------------------------------------------------
     def _face_row(
@@ -243,11 +249,12 @@ class Extractor:
         face: int,
         fd: FaceData,
         track: Track | None,
-        emb: np.ndarray | None,
+        emb: np.ndarray | Future[np.ndarray] | None,
         emb_frame: int | None,
     ) -> dict:
         name = self.fs.face_file(sid, stem, frame, face)
-        self.fs.write_png(name, encode_png(fd.aligned))
+        # PNG encoding (cv2 drops the GIL) overlaps with the next frames; _commit waits for it
+        masks = self.pool.submit(self._write_face, name, fd.aligned, fd.masks)
         return {
             "source_id": sid,
             "frame": frame,
@@ -260,8 +267,8 @@ class Extractor:
             if track is None
             else None,
             "matrix": fd.matrix.astype(np.float64).tobytes(),
-            "masks": fd.masks_png,
-            "embedding": None if emb is None else emb.astype(np.float32).tobytes(),
+            "masks": masks,
+            "embedding": emb,
             "embedding_frame": emb_frame,
             "detector": self.cfg.detector,
             "blur": round(fd.blur, 4),
@@ -271,6 +278,19 @@ class Extractor:
             "track": face if track is None else track.id,
             "bridged": 0,
         }
+
+    def _write_face(self, name: str, aligned: np.ndarray, masks: np.ndarray) -> bytes:
+        self.fs.write_png(name, encode_png(aligned))
+        return encode_png(masks, rgb=False)
+
+    @staticmethod
+    def _resolve(rows: list[dict]) -> list[dict]:
+        """Wait for the face images of ``rows`` to be on disk; put their mask PNGs in."""
+        for row in rows:
+            if isinstance(row["masks"], Future):
+                row["masks"] = row["masks"].result()
+            row["embedding"] = _emb_bytes(row["embedding"])
+        return rows
 
     # images -------------------------------------------------------------------------------
     def image(self, path: Path, explicit: bool) -> None:
@@ -295,7 +315,7 @@ class Extractor:
             if len(self.refs) and not matches(emb, self.refs, self.cfg.threshold):
                 continue
             rows.append(self._face_row(sid, path.stem, 0, len(rows), fd, None, emb, 0))
-        self.fs.commit_frames(sid, 1, [(0, len(rows))], rows)
+        self.fs.commit_frames(sid, 1, [(0, len(rows))], self._resolve(rows))
         self.fs.finish_source(sid, {}, [])
         self.frames_done += 1
 
@@ -352,13 +372,13 @@ class Extractor:
                 t.id,
                 t.last_frame,
                 json.dumps([float(v) for v in t.box]),
-                None if t.emb is None else t.emb.tobytes(),
+                _emb_bytes(t.emb),
                 t.emb_frame,
                 int(t.keep),
             )
             for t in tracks
         ]
-        self.fs.commit_frames(sid, next_frame, frames, rows, state)
+        self.fs.commit_frames(sid, next_frame, frames, self._resolve(rows), state)
 
     def _restore_tracks(self, sid: int, start: int) -> list[Track]:
         """Tracks alive at the last committed frame: the tracker resumes from exactly there."""
@@ -421,9 +441,12 @@ class Extractor:
             fd = analyse_face(frame, d, cfg.size, cfg.coverage)
             t.box, t.last_frame = d.box, idx
             if t.emb is None or idx - (t.emb_frame or 0) >= cfg.embed_every * cfg.every:
-                t.emb, t.emb_frame = embedding(frame, fd.landmarks), idx
+                t.emb_frame = idx
                 if len(self.refs):
+                    t.emb = embedding(frame, fd.landmarks)
                     t.keep = matches(t.emb, self.refs, cfg.threshold)
+                else:  # nothing waits for it: compute it beside the main loop
+                    t.emb = self.pool.submit(embedding, frame, fd.landmarks)
             alive.append(t)
             if t.keep:
                 rows.append(self._face_row(sid, stem, idx, len(rows), fd, t, t.emb, t.emb_frame))
@@ -494,7 +517,6 @@ def extract(
     fs = FaceSet.create(output, cfg.settings(refs))
     t0 = time.perf_counter()
     ex = Extractor(fs, det, cfg, refs)
-    ex.skipped = []  # type: ignore[attr-defined]
     try:
         videos = [s for s in sources if s[1] == "video"]
         images = [s for s in sources if s[1] == "image"]
@@ -513,6 +535,7 @@ def extract(
         write_contact_sheet(fs)
         counts = fs.counts()
     finally:
+        ex.pool.shutdown(wait=True)
         fs.close()
     if counts["faces"] == 0:
         names = ", ".join(str(p) for p, _, _ in sources[:3])
