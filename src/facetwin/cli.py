@@ -122,7 +122,7 @@ def _cmd_verify(a: argparse.Namespace) -> int:
 
 
 def _cmd_eval(a: argparse.Namespace) -> int:
-    from facetwin.eval.metrics import EvalConfig, evaluate
+    from facetwin.eval import EvalConfig, evaluate
 
     m = evaluate(
         a.original,
@@ -133,8 +133,14 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         output_dir=a.output,
         cfg=EvalConfig(progress=not a.quiet),
     )
-    print(json.dumps(m.get("summary", m), indent=2, default=str))
+    print(json.dumps(headline(m), indent=2, default=str))
     return 0
+
+
+def headline(metrics: dict) -> dict:
+    """The parts of an eval result a person reads first (per-frame curves are in the report)."""
+    keys = ("frames", "identity", "attributes", "temporal", "blending")
+    return {k: metrics[k] for k in keys if metrics.get(k) is not None}
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:

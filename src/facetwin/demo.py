@@ -97,7 +97,10 @@ def run_demo(output: str | Path = "demo_out", minutes: float | None = None,
         "device": dev, "arch": arch, "train": str(result),
         "seconds": {k: round(v, 1) for k, v in times.items()},
         "total_seconds": round(time.perf_counter() - t_all, 1),
-        "metrics": {k: v.get("summary", v) for k, v in metrics.items()},
+        "metrics": {
+            k: {p: v.get(p) for p in ("frames", "identity", "attributes", "temporal", "blending")}
+            for k, v in metrics.items()
+        },
         "outputs": {
             "preview_grid": str(model / "preview.png"),
             "contact_sheets": [str(fs_a / "contact_sheet.png"), str(fs_b / "contact_sheet.png")],

@@ -1,0 +1,214 @@
+"""metrics.json and a self-contained report.html (inline SVG charts, base64 sample frames).
+
+Both are written atomically (temporary file + rename): a crash or a full disk leaves the previous
+report or none, never half of one that a dashboard would then read.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from html import escape
+from pathlib import Path
+
+import numpy as np
+
+from facetwin.errors import OutputError
+from facetwin.eval.pipeline import Sample
+from facetwin.eval.svg import histogram, line_plot
+from facetwin.faceset import atomic_write_bytes
+from facetwin.media.image import encode_image
+
+_CSS = """
+body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1340px; }
+h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
+table { border-collapse: collapse; font-size: 13px; }
+td, th { border-bottom: 1px solid #ddd; padding: 3px 10px; text-align: left; }
+td.v { text-align: right; font-variant-numeric: tabular-nums; }
+.charts { display: flex; flex-wrap: wrap; gap: 8px; }
+.note { color: #666; font-size: 12px; }
+figure { display: inline-block; margin: 6px; } figcaption { font-size: 12px; color: #444; }
+img { display: block; }
+"""
+
+# (section, key, label, how to read it)
+_SUMMARY = [
+    (
+        "identity",
+        "id_retrieval",
+        "ID retrieval (nearer B than A)",
+        "share of swapped faces; 1 = all B",
+    ),
+    ("identity", "swap_to_b_mean", "distance swap - B", "dlib embedding; < 0.6 ~ same person"),
+    ("identity", "swap_to_a_mean", "distance swap - A", "higher = less of A left"),
+    ("identity", "swap_to_original_mean", "distance swap - its original face", "0 = unchanged"),
+    ("identity", "original_id_retrieval_a", "originals nearer A than B", "sanity check of A/B, ~1"),
+    ("attributes", "pose_error_mean", "pose error (deg, L2 of yaw/pitch/roll)", "0 = pose kept"),
+    ("attributes", "expression_error_mean", "expression error (IOD)", "eyes + mouth, 0 = kept"),
+    ("temporal", "landmark_jitter_in", "landmark jitter, original (IOD)", ""),
+    ("temporal", "landmark_jitter_out", "landmark jitter, swap (IOD)", ""),
+    ("temporal", "landmark_jitter_ratio", "landmark jitter ratio (out / in)", "1 = no added shake"),
+    ("temporal", "shape_jitter_ratio", "shape jitter ratio (out / in)", "non-rigid shake only"),
+    ("temporal", "flicker_in", "flicker, original (luma levels)", ""),
+    ("temporal", "flicker_out", "flicker, swap (luma levels)", ""),
+    ("temporal", "flicker_ratio", "flicker ratio (out / in)", "1 = no added flicker"),
+    ("blending", "border_step_swap", "colour step at mask border, swap (dE)", ""),
+    ("blending", "border_step_original", "colour step at mask border, original (dE)", ""),
+    ("blending", "border_step_excess", "border step excess (swap - original)", "0 = seamless"),
+    ("blending", "color_shift_dE", "face colour shift vs original (dE)", ""),
+]
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return escape(str(v))
+
+
+def _col(rows: list[dict], key: str) -> np.ndarray:
+    return np.array([np.nan if r.get(key) is None else r[key] for r in rows], np.float64)
+
+
+def _main_track(rows: list[dict], kind: str) -> tuple[list[dict], str]:
+    """Rows of the face drawn as curves: on video the longest track (curves of several faces
+    interleaved would zigzag), elsewhere every face in order."""
+    if kind != "video" or not rows:
+        return rows, ""
+    tracks: dict[int, list[dict]] = {}
+    for r in rows:
+        tracks.setdefault(int(r["track"]), []).append(r)
+    tid, best = max(tracks.items(), key=lambda kv: len(kv[1]))
+    note = f" (track {tid})" if len(tracks) > 1 else ""
+    return best, note
+
+
+def charts(metrics: dict) -> list[str]:
+    """The report's SVG charts: per-frame curves of the main face, histograms of all faces."""
+    rows: list[dict] = metrics.get("per_frame") or []  # type: ignore[assignment]
+    kind = str(metrics.get("kind"))
+    main, note = _main_track(rows, kind)
+    x = _col(main, "frame")
+    xl = "frame" if kind == "video" else "image"
+    out = []
+
+    def curves(title: str, ylabel: str, keys: dict[str, str], sparse: bool = False) -> None:
+        series = {label: (x, _col(main, k)) for label, k in keys.items()}
+        if any(np.isfinite(y).any() for _, y in series.values()):
+            out.append(line_plot(series, title + note, xl, ylabel, connect_gaps=sparse))
+
+    curves(
+        "Identity distance per frame",
+        "embedding distance",
+        {"swap-B": "id_swap_to_b", "swap-A": "id_swap_to_a", "original-A": "id_original_to_a"},
+        sparse=True,  # embeddings may be computed every few frames only (embed_every)
+    )
+    curves("Pose error per frame", "degrees", {"pose error": "pose_error"})
+    curves("Expression error per frame", "IOD", {"expression error": "expression_error"})
+    if kind == "video":
+        curves(
+            "Landmark jitter per frame",
+            "IOD / frame^2",
+            {"original": "jitter_in", "swap": "jitter_out"},
+        )
+        curves(
+            "Face flicker per frame",
+            "|d mean luma|",
+            {"original": "flicker_in", "swap": "flicker_out"},
+        )
+    curves(
+        "Colour step at the mask border",
+        "delta E",
+        {"original": "border_step_original", "swap": "border_step_swap"},
+    )
+
+    def hist(title: str, xlabel: str, keys: dict[str, str]) -> None:
+        samples = {label: _col(rows, k) for label, k in keys.items()}
+        if any(np.isfinite(v).any() for v in samples.values()):
+            out.append(histogram(samples, title, xlabel))
+
+    hist(
+        "Identity distance (all faces)",
+        "embedding distance",
+        {"swap-B": "id_swap_to_b", "swap-A": "id_swap_to_a"},
+    )
+    hist("Pose error (all faces)", "degrees", {"pose error": "pose_error"})
+    hist("Expression error (all faces)", "IOD", {"expression error": "expression_error"})
+    if kind == "video":
+        hist(
+            "Landmark jitter (all faces)",
+            "IOD / frame^2",
+            {"original": "jitter_in", "swap": "jitter_out"},
+        )
+    return out
+
+
+def _sample_html(s: Sample) -> str:
+    both = np.concatenate(
+        [s.original, np.full((s.original.shape[0], 4, 3), 255, np.uint8), s.swap], axis=1
+    )
+    data = base64.b64encode(encode_image(both, ".png")).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" width="{both.shape[1]}" '
+        f'height="{both.shape[0]}" alt="frame {escape(s.name)}">'
+        f"<figcaption>{escape(s.name)}: original | swap (synthetic)</figcaption></figure>"
+    )
+
+
+def render_html(metrics: dict, samples: list[Sample]) -> str:
+    """The whole report as one HTML string (no external files, scripts or fonts)."""
+    rows = []
+    for section, key, label, hint in _SUMMARY:
+        part = metrics.get(section)
+        if isinstance(part, dict) and key in part:
+            rows.append(
+                f"<tr><td>{escape(label)}</td><td class='v'>{_fmt(part[key])}</td>"
+                f"<td class='note'>{escape(hint)}</td></tr>"
+            )
+    fr = metrics.get("frames", {})
+    ident = metrics.get("identity", {})
+    head = (
+        f"<p>original <code>{escape(str(metrics.get('original')))}</code> &nbsp; swapped "
+        f"<code>{escape(str(metrics.get('swapped')))}</code> ({escape(str(metrics.get('kind')))})"
+        f"<br>{_fmt(fr.get('compared'))} frames, {_fmt(fr.get('faces'))} original faces, swapped "
+        f"face found for {_fmt(fr.get('swap_found'))}; identity A from "
+        f"{escape(str(ident.get('source_a')))}, B from {escape(str(ident.get('source_b')))}</p>"
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>facetwin eval report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>facetwin eval report</h1>",
+        '<p class="note">The swapped frames are synthetic images made by face-swapping software.'
+        " Definitions of every number: docs/metrics.md.</p>",
+        head,
+        "<h2>Summary</h2><table><tr><th>metric</th><th>value</th><th></th></tr>",
+        *rows,
+        "</table>",
+        "<h2>Charts</h2><div class='charts'>",
+        *charts(metrics),
+        "</div>",
+    ]
+    if samples:
+        parts += ["<h2>Sample frames</h2><div>", *(_sample_html(s) for s in samples), "</div>"]
+    parts += [
+        "<h2>All numbers</h2><pre>",
+        escape(json.dumps({k: v for k, v in metrics.items() if k != "per_frame"}, indent=1)),
+        "</pre></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_outputs(metrics: dict, samples: list[Sample], output_dir: Path) -> tuple[Path, Path]:
+    """metrics.json and report.html in ``output_dir`` (created), each written atomically."""
+    out = Path(output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create output folder {out}: {e.strerror or e}") from None
+    js, html = out / "metrics.json", out / "report.html"
+    atomic_write_bytes(js, (json.dumps(metrics, indent=1) + "\n").encode("utf-8"))
+    atomic_write_bytes(html, render_html(metrics, samples).encode("utf-8"))
+    return js, html
