@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from facetwin.errors import InputError
 
@@ -30,7 +31,9 @@ def _data_dir() -> Path:
     for d in (DATA, Path.cwd() / "data"):
         if (d / "video" / "WolfgangLanger_Pexels.mp4").is_file():
             return d
-    raise InputError("bundled clips not found: run the demo from a clone of the facetwin repository")
+    raise InputError(
+        "bundled clips not found: run the demo from a clone of the facetwin repository"
+    )
 
 
 def _stage(n: int, title: str) -> float:
@@ -38,8 +41,9 @@ def _stage(n: int, title: str) -> float:
     return time.perf_counter()
 
 
-def run_demo(output: str | Path = "demo_out", minutes: float | None = None,
-             device: str = "auto") -> dict[str, object]:
+def run_demo(
+    output: str | Path = "demo_out", minutes: float | None = None, device: str = "auto"
+) -> dict[str, object]:
     """Run every stage into ``output``; returns (and writes) a summary with the key metrics."""
     from facetwin.convert.pipeline import ConvertConfig, convert
     from facetwin.device import resolve_device
@@ -53,7 +57,7 @@ def run_demo(output: str | Path = "demo_out", minutes: float | None = None,
     dev = resolve_device(device)
     gpu = dev.startswith("cuda")
     woman = data / "video" / "WolfgangLanger_Pexels.mp4"
-    man = [data / "video" / "single_face.mp4", data / "video" / "face_noface.mov"]
+    man: list[str | Path] = [data / "video" / "single_face.mp4", data / "video" / "face_noface.mov"]
     t_all = time.perf_counter()
     times: dict[str, float] = {}
 
@@ -67,8 +71,17 @@ def run_demo(output: str | Path = "demo_out", minutes: float | None = None,
     budget = minutes if minutes is not None else (GPU_MINUTES if gpu else CPU_MINUTES)
     t = _stage(2, f"train the '{arch}' model for {budget:g} minutes on {dev}")
     model = out / f"model_{arch}"
-    result = train(TrainConfig(faceset_a=str(fs_a), faceset_b=str(fs_b), model_dir=str(model),
-                               arch=arch, minutes=budget, device=dev, preview_every=200))
+    result = train(
+        TrainConfig(
+            faceset_a=str(fs_a),
+            faceset_b=str(fs_b),
+            model_dir=str(model),
+            arch=arch,
+            minutes=budget,
+            device=dev,
+            preview_every=200,
+        )
+    )
     times["train"] = time.perf_counter() - t
 
     t = _stage(3, "convert: woman -> man's face, man -> woman's face (side by side)")
@@ -77,24 +90,37 @@ def run_demo(output: str | Path = "demo_out", minutes: float | None = None,
         "man_as_woman": (man[0], "b2a", fs_b),
     }
     swapped = {}
-    for name, (src, direction, fs) in jobs.items():
+    for name, (src, direction, _fs) in jobs.items():
         swapped[name] = out / f"{name}.mp4"
         convert(src, model, swapped[name], ConvertConfig(direction=direction, device=dev))
-        convert(src, model, out / f"{name}_side_by_side.mp4",
-                ConvertConfig(direction=direction, device=dev, side_by_side=True))
+        convert(
+            src,
+            model,
+            out / f"{name}_side_by_side.mp4",
+            ConvertConfig(direction=direction, device=dev, side_by_side=True),
+        )
     times["convert"] = time.perf_counter() - t
 
     t = _stage(4, "evaluate identity, pose/expression, jitter and seams")
     metrics = {}
     for name, (src, direction, _) in jobs.items():
         a, b = (fs_a, fs_b) if direction == "a2b" else (fs_b, fs_a)
-        metrics[name] = evaluate(src, swapped[name], model_dir=model, faceset_a=a, faceset_b=b,
-                                 output_dir=out / f"report_{name}", cfg=EvalConfig())
+        metrics[name] = evaluate(
+            src,
+            swapped[name],
+            model_dir=model,
+            faceset_a=a,
+            faceset_b=b,
+            output_dir=out / f"report_{name}",
+            cfg=EvalConfig(),
+        )
     times["eval"] = time.perf_counter() - t
 
     _stage(5, "summary")
-    summary = {
-        "device": dev, "arch": arch, "train": str(result),
+    summary: dict[str, Any] = {
+        "device": dev,
+        "arch": arch,
+        "train": str(result),
         "seconds": {k: round(v, 1) for k, v in times.items()},
         "total_seconds": round(time.perf_counter() - t_all, 1),
         "metrics": {
@@ -109,7 +135,7 @@ def run_demo(output: str | Path = "demo_out", minutes: float | None = None,
         },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    for key, value in summary["outputs"].items():  # type: ignore[union-attr]
+    for key, value in summary["outputs"].items():
         print(f"  {key}: {value}")
     print(f"  summary: {out / 'summary.json'}  ({summary['total_seconds']} s)")
     return summary

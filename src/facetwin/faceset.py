@@ -372,6 +372,8 @@ class FaceSet:
         if row is None or row[0] is None:
             raise InputError(f"face {rec.id} has no stored mask")
         img = cv2.imdecode(np.frombuffer(row[0], np.uint8), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            raise InputError(f"face {rec.id} has a corrupt mask")
         level = {"components": 255, "extended": 128}[kind]
         return np.where(img >= level, 255, 0).astype(np.uint8)
 

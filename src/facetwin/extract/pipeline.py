@@ -123,14 +123,24 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def detect_full(det: Detector, image: np.ndarray, max_side: int) -> list[Detection]:
-    """Detect on the whole image, shrunk to ``max_side``; small photos are tried at 2x too."""
+def detect_full(
+    det: Detector, image: np.ndarray, max_side: int, photo: bool = False
+) -> list[Detection]:
+    """Detect on the whole image, shrunk to ``max_side``.
+
+    A small *photo* with no face found is tried again at 2x (HOG's window is 80 px). Video frames
+    are not: a false alarm on one of thousands of faceless frames costs more than a small face.
+    """
     h, w = image.shape[:2]
     scale = min(1.0, max_side / max(h, w))
     found = _detect_scaled(det, image, scale)
-    if not found and max(h, w) < 800:
+    if photo and not found and max(h, w) < 800:
         found = _detect_scaled(det, image, 2.0)
     return found
+
+
+def _scale_box(box: tuple[float, ...], s: float) -> tuple[float, float, float, float]:
+    return (box[0] * s, box[1] * s, box[2] * s, box[3] * s)
 
 
 def _detect_scaled(det: Detector, image: np.ndarray, scale: float) -> list[Detection]:
@@ -140,8 +150,8 @@ def _detect_scaled(det: Detector, image: np.ndarray, scale: float) -> list[Detec
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=interp)
     return [
         Detection(
-            tuple(v / scale for v in d.box),
-            d.score,  # type: ignore[arg-type]
+            _scale_box(d.box, 1.0 / scale),
+            d.score,
             None if d.points5 is None else d.points5 / scale,
         )
         for d in det.detect(small)
@@ -208,7 +218,7 @@ def reference_embeddings(paths: list[str], det: Detector, max_side: int) -> np.n
     embs = []
     for path in paths:
         img = read_image(path)
-        found = detect_full(det, img, max_side)
+        found = detect_full(det, img, max_side, photo=True)
         if not found:
             raise NoFaceError(f"{path}: no face found in the reference photo")
         d = max(found, key=lambda d: d.width * d.height)
@@ -308,8 +318,8 @@ class Extractor:
             return
         h, w = img.shape[:2]
         sid = self.fs.add_source(key, "image", w, h, None, 1)
-        rows = []
-        for d in detect_full(self.det, img, self.cfg.max_detect_side):
+        rows: list[dict] = []
+        for d in detect_full(self.det, img, self.cfg.max_detect_side, photo=True):
             fd = analyse_face(img, d, self.cfg.size, self.cfg.coverage)
             emb = embedding(img, fd.landmarks)
             if len(self.refs) and not matches(emb, self.refs, self.cfg.threshold):
@@ -413,11 +423,11 @@ class Extractor:
         full = k % cfg.redetect_every == 0 or not tracks
         if not full:
             for t in tracks:
-                d = detect_near(self.det, frame, t.box)
-                if d is None:
+                near = detect_near(self.det, frame, t.box)
+                if near is None:
                     full = True
                     break
-                found.append((t, d))
+                found.append((t, near))
         if full:
             found = []
             free = list(tracks)
@@ -434,9 +444,9 @@ class Extractor:
         alive: list[Track] = []
         rows: list[dict] = []
         next_id = self._next_track_id(sid, tracks)
-        for t, d in found:
-            if t is None:
-                t = Track(next_id, d.box, idx)
+        for known, d in found:
+            t = known or Track(next_id, d.box, idx)
+            if known is None:
                 next_id += 1
             fd = analyse_face(frame, d, cfg.size, cfg.coverage)
             t.box, t.last_frame = d.box, idx
@@ -455,7 +465,7 @@ class Extractor:
     def _finish_video(self, sid: int) -> None:
         """Bridge short gaps and smooth every track, in one transaction that ends the source."""
         recs = self.fs.faces(source_id=sid)
-        per_frame = {}
+        per_frame: dict[int, int] = {}
         for r in recs:
             per_frame[r.frame] = per_frame.get(r.frame, 0) + 1
         smooth: dict[int, np.ndarray] = {}
