@@ -102,7 +102,7 @@ class _Reader:
         self.pos += n
         return chunk
 
-    def int(self) -> int:
+    def read_int(self) -> int:
         control = self._take(1)[0]
         size = control & 0x0F
         if size > 8:
@@ -110,69 +110,68 @@ class _Reader:
         value = int.from_bytes(self._take(size), "little")
         return -value if control & 0x80 else value
 
-    def float(self) -> float:
-        mantissa = self.int()
-        exponent = self.int()
+    def read_float(self) -> float:
+        mantissa = self.read_int()
+        exponent = self.read_int()
         return float(mantissa * 2.0**exponent)
 
-    def string(self) -> str:
-        n = self.int()
+    def read_string(self) -> str:
+        n = self.read_int()
         if not 0 <= n < 1 << 16:
             raise self.fail(f"implausible string length {n}")
         return self._take(n).decode("latin-1")
 
-    def bool(self) -> bool:
+    def read_bool(self) -> bool:
         c = self._take(1)
         if c not in (b"0", b"1"):
             raise self.fail(f"expected a bool ('0'/'1'), got {c!r}")
         return c == b"1"
 
-    def version(self, *allowed: int) -> int:
-        v = self.int()
+    def read_version(self, *allowed: int) -> int:
+        v = self.read_int()
         if v not in allowed:
             raise self.fail(f"unsupported serialization version {v} (expected {allowed})")
         return v
 
-    def tensor(self) -> np.ndarray:
-        self.version(2)
-        shape = tuple(self.int() for _ in range(4))
+    def read_tensor(self) -> np.ndarray:
+        self.read_version(2)
+        shape = tuple(self.read_int() for _ in range(4))
         n = int(np.prod(shape))
         raw = self._take(4 * n)
         return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(shape)
 
-    def alias(self) -> tuple[int, ...]:
+    def read_alias(self) -> tuple[int, ...]:
         """An alias_tensor: only the shape of a view into a params tensor (no data)."""
-        self.version(1)
-        return tuple(self.int() for _ in range(4))
+        self.read_version(1)
+        return tuple(self.read_int() for _ in range(4))
 
 
 def _read_layer(r: _Reader) -> DlibLayer:
     """One layer's details (the part each dlib layer class writes in its own ``serialize``)."""
-    name = r.string()
+    name = r.read_string()
     layer = DlibLayer(name)
     if name == "con_4":
-        layer.params = r.tensor()
-        keys = ("filters", "nr", "nc", "stride_y", "stride_x", "pad_y", "pad_x")
-        layer.settings = {k: r.int() for k in keys}
-        filt, bias = r.alias(), r.alias()
+        layer.params = r.read_tensor()
+        conv_keys = ("filters", "nr", "nc", "stride_y", "stride_x", "pad_y", "pad_x")
+        layer.settings = {k: r.read_int() for k in conv_keys}
+        filt, _bias = r.read_alias(), r.read_alias()
         layer.settings["in_channels"] = filt[1]
-        layer.settings["has_bias"] = int(bias[1] > 0)
         for _ in range(4):  # learning-rate and weight-decay multipliers: training only
-            r.float()
+            r.read_float()
     elif name == "affine_":
-        layer.params = r.tensor()
-        r.alias(), r.alias()
-        layer.settings = {"mode": r.int()}
+        layer.params = r.read_tensor()
+        r.read_alias(), r.read_alias()
+        layer.settings = {"mode": r.read_int()}
     elif name in ("max_pool_2", "avg_pool_2"):
-        keys = ("nr", "nc", "stride_y", "stride_x", "pad_y", "pad_x")
-        layer.settings = {k: r.int() for k in keys}
+        pool_keys = ("nr", "nc", "stride_y", "stride_x", "pad_y", "pad_x")
+        layer.settings = {k: r.read_int() for k in pool_keys}
     elif name == "fc_2":
-        layer.settings = {"outputs": r.int(), "inputs": r.int()}
-        layer.params = r.tensor()
-        r.alias(), r.alias()
-        layer.settings["bias_mode"] = r.int()
+        layer.settings = {"outputs": r.read_int(), "inputs": r.read_int()}
+        layer.params = r.read_tensor()
+        r.read_alias(), r.read_alias()
+        layer.settings["bias_mode"] = r.read_int()
         for _ in range(4):
-            r.float()
+            r.read_float()
     elif name not in ("relu_", "add_prev_"):
         raise r.fail(f"unsupported layer {name!r}")
     return layer
@@ -181,30 +180,30 @@ def _read_layer(r: _Reader) -> DlibLayer:
 def _read_layer_state(r: _Reader) -> None:
     """Skip what dlib's add_layer writes after its layer: three flags and three scratch tensors."""
     for _ in range(3):
-        r.bool()
+        r.read_bool()
     for _ in range(3):
-        if r.tensor().size:
+        if r.read_tensor().size:
             raise r.fail("expected an empty scratch tensor")
 
 
 def parse_dlib_net(data: bytes) -> DlibNet:
     """Parse a serialized ``loss_metric`` network (dlib's face-recognition model format)."""
     r = _Reader(data)
-    r.version(1)  # add_loss_layer
-    loss = r.string()
+    r.read_version(1)  # add_loss_layer
+    loss = r.read_string()
     if not loss.startswith("loss_metric"):
         raise r.fail(f"expected a loss_metric network, found {loss!r}")
-    r.float(), r.float()  # margin and distance threshold: training only
+    r.read_float(), r.read_float()  # margin and distance threshold: training only
     wrappers = []
-    while (v := r.version(1, 2, 3)) != 3:
+    while (v := r.read_version(1, 2, 3)) != 3:
         wrappers.append(v)
-    if r.string() != "input_rgb_image_sized":
+    if r.read_string() != "input_rgb_image_sized":
         raise r.fail("expected an input_rgb_image_sized input layer")
-    means = (r.float(), r.float(), r.float())
-    size = (r.int(), r.int())
+    means = (r.read_float(), r.read_float(), r.read_float())
+    size = (r.read_int(), r.read_int())
     layers = [_read_layer(r)]
     _read_layer_state(r)
-    r.int()  # sample expansion factor of the input
+    r.read_int()  # sample expansion factor of the input
     while r.pos < len(data):
         layers.append(_read_layer(r))
         _read_layer_state(r)
@@ -213,7 +212,7 @@ def parse_dlib_net(data: bytes) -> DlibNet:
     return DlibNet(means, size, layers)
 
 
-# -- the network ------------------------------------------------------------------------------------
+# -- the network -----------------------------------------------------------------------------------
 
 
 class Affine(nn.Module):
@@ -277,6 +276,8 @@ class FaceResNet(nn.Module):
     ``requires_grad_(True)`` to fine-tune. Gradients always flow to the input.
     """
 
+    mean: torch.Tensor  # dlib's per-channel input means (0..255 scale)
+
     def __init__(self, plan: Sequence[tuple[int, bool]] = DLIB_PLAN) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor([122.782, 117.001, 104.298]), persistent=False)
@@ -312,13 +313,17 @@ class FaceResNet(nn.Module):
         """Copy parameters from parsed dlib layers, in order, checking every shape."""
         params = [layer for layer in layers if layer.params is not None]
         targets: list[nn.Module] = [self.conv, self.aff]
-        for b in self.blocks:
+        for b in self.res_blocks():
             targets += [b.conv1, b.aff1, b.conv2, b.aff2]
         targets.append(self.fc)
         if len(params) != len(targets):
             raise InputError(f"dlib model has {len(params)} parameter layers, not {len(targets)}")
         for layer, module in zip(params, targets):
             _load_params(module, layer)
+
+    def res_blocks(self) -> list[ResBlock]:
+        """The residual blocks, typed (``nn.Sequential`` iterates as plain modules)."""
+        return [b for b in self.blocks if isinstance(b, ResBlock)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (CHIP_SIZE, CHIP_SIZE):
@@ -345,7 +350,7 @@ class FaceResNet(nn.Module):
         out = np.empty((len(chips), 128), np.float32)
         for i in range(0, len(chips), batch):
             x = torch.from_numpy(np.ascontiguousarray(chips[i : i + batch])).to(self.device)
-            x = x.permute(0, 3, 1, 2).float() / 255.0
+            x = x.permute(0, 3, 1, 2).to(self.fc.weight.dtype) / 255.0
             out[i : i + batch] = self(x).float().cpu().numpy()
         return out
 
@@ -378,7 +383,8 @@ def plan_of(layers: list[DlibLayer]) -> tuple[tuple[int, bool], ...]:
     head = ["avg_pool_2", "fc_2"]
     if names[:4] != stem or names[-2:] != head:
         raise InputError("dlib model file is not dlib's face-recognition ResNet (stem/head differ)")
-    plan, i, body = [], 0, layers[4:-2]
+    plan: list[tuple[int, bool]] = []
+    i, body = 0, layers[4:-2]
     block = ["con_4", "affine_", "relu_", "con_4", "affine_"]
     while i < len(body):
         down = i + 5 < len(body) and body[i + 5].name == "avg_pool_2"
@@ -405,9 +411,9 @@ def _load_params(module: nn.Module, layer: DlibLayer) -> None:
         geometry = (s["filters"], s["in_channels"], s["nr"], s["nc"])
         want = (*module.weight.shape, *module.stride, *module.padding)
         got = (*geometry, s["stride_y"], s["stride_x"], s["pad_y"], s["pad_x"])
-        if want != got or not s["has_bias"]:
-            raise InputError(f"dlib conv {got} does not fit {want}")
         n = module.weight.numel()
+        if want != got or module.bias is None or flat.numel() != n + module.bias.numel():
+            raise InputError(f"dlib conv {got} ({flat.numel()} params) does not fit {want}")
         module.weight.data.copy_(flat[:n].view_as(module.weight))
         module.bias.data.copy_(flat[n:])
     elif isinstance(module, Affine) and layer.name == "affine_":
@@ -451,5 +457,7 @@ def face_chip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     if lm.shape not in ((68, 2), (5, 2)):
         raise ValueError(f"expected (68, 2) or (5, 2) landmarks, got {lm.shape}")
     shape = _full_object_detection(lm)
-    chip = dlib.get_face_chip(np.ascontiguousarray(image), shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+    chip = dlib.get_face_chip(
+        np.ascontiguousarray(image), shape, size=CHIP_SIZE, padding=CHIP_PADDING
+    )
     return np.asarray(chip, dtype=np.uint8)
