@@ -84,10 +84,6 @@ def _cmd_train(a: argparse.Namespace) -> int:
 def _cmd_convert(a: argparse.Namespace) -> int:
     from facetwin.convert.pipeline import ConvertConfig, convert
 
-    if a.no_label:
-        logging.getLogger("facetwin").warning(
-            "--no-label: the output will NOT say that it is synthetic. Do not publish it as real."
-        )
     cfg = ConvertConfig(
         direction=a.direction,
         blend=a.blend,

@@ -1,0 +1,13 @@
+"""``none``: keep the model's colours (useful to judge the model itself, or with poisson)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facetwin.convert.color import COLOR_MATCHERS
+
+
+@COLOR_MATCHERS.register("none")
+def match_none(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The face unchanged."""
+    return face

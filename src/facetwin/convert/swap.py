@@ -1,0 +1,263 @@
+"""The per-frame swap: cut the faces out, run the model, recolour, warp back, blend.
+
+Geometry. ``M`` is the alignment matrix of a face (image pixels -> the model's input crop, at the
+model's size and coverage), computed from the landmarks convert was given (smoothed ones on
+video). The model's output crop may have another size than its input; ``recrop_matrix`` takes the
+input crop to it, so ``M_out = recrop(S -> O) . M``. The swapped face goes back with the inverse
+of ``M_out`` - only into the face's bounding box (the ROI), not the whole frame.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from facetwin.convert.blend import Blender, BlendParams, FacePatch, erode_region, mix
+from facetwin.convert.color import ColorMatcher
+from facetwin.errors import ModelMismatchError
+from facetwin.extract.align import (
+    alignment_matrix,
+    compose,
+    invert,
+    recrop_matrix,
+    transform_points,
+    warp_face,
+)
+from facetwin.extract.masks import face_mask
+
+#: Pixels of frame kept around the crop square's bounding box (the Poisson boundary needs some).
+ROI_MARGIN = 4
+#: Colour statistics are taken this fraction of the crop side inside the face's hull, away from
+#: the jaw line and hair, where the original and the generated face differ most.
+STATS_ERODE = 0.05
+REQUIRED_META = ("arch", "input_size", "coverage", "model_id")
+
+
+@dataclass
+class Timer:
+    """Seconds spent per stage, summed over a run (the time split of the summary)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - t0
+
+    def rounded(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.seconds.items()}
+
+
+# -- the model --------------------------------------------------------------------------------
+
+
+@dataclass
+class SwapModel:
+    """A trained model plus what convert needs to feed it (from the checkpoint's meta)."""
+
+    net: Any  # torch.nn.Module with forward(x, side)
+    meta: dict[str, Any]
+
+    @property
+    def input_size(self) -> int:
+        return int(self.meta["input_size"])
+
+    @property
+    def coverage(self) -> float:
+        return float(self.meta["coverage"])
+
+    @property
+    def model_id(self) -> str:
+        return str(self.meta["model_id"])
+
+    def identity_embedding(self, side: str) -> np.ndarray | None:
+        """Mean 128-D embedding of the faces side ``side`` was trained on, if recorded.
+
+        The checkpoint keeps it under ``identities[side].mean_embedding``; the flat key
+        ``mean_embedding_<side>`` is accepted too.
+        """
+        ident = (self.meta.get("identities") or {}).get(side) or {}
+        emb = ident.get("mean_embedding", self.meta.get(f"mean_embedding_{side}"))
+        if emb is None:
+            return None
+        arr = np.asarray(emb, np.float32).reshape(-1)
+        return arr if arr.shape == (128,) else None
+
+    def __call__(self, crops: list[np.ndarray], side: str) -> list[np.ndarray]:
+        """Swapped faces (RGB uint8) for crops (RGB uint8, input size) by decoder ``side``."""
+        import torch
+
+        param = next(self.net.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        # NCHW contiguous: a permuted (channels-last) input would switch every layer to the
+        # channels-last kernels, which are slower on CPU at these sizes
+        x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).copy()).to(device)
+        x = x.float() / 255.0
+        with torch.inference_mode():
+            y = self.net(x, side)
+        out = (y.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return list(out)
+
+
+def load_swap_model(
+    model: str | Path | SwapModel | tuple[Any, dict[str, Any]], device: str = "auto"
+) -> SwapModel:
+    """A :class:`SwapModel` from a model folder (or snapshot), or from an already loaded one.
+
+    Accepting ``(module, meta)`` lets tests and benchmarks convert with a model built in memory.
+    """
+    if isinstance(model, SwapModel):
+        return model
+    if isinstance(model, tuple):
+        net, meta = model
+    else:
+        from facetwin.train.checkpoint import load_model
+
+        net, meta = load_model(model, device)
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise ModelMismatchError(f"model meta lacks {', '.join(missing)}: not a facetwin model")
+    net.eval()
+    return SwapModel(net, dict(meta))
+
+
+# -- geometry ----------------------------------------------------------------------------------
+
+
+def matrix_scale(m: np.ndarray) -> float:
+    """Uniform scale of a similarity matrix (crop pixels per image pixel)."""
+    return float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+
+
+def square_roi(
+    m_out: np.ndarray, out_size: int, shape: tuple[int, ...], margin: int = ROI_MARGIN
+) -> tuple[int, int, int, int] | None:
+    """Frame box (x0, y0, x1, y1) holding the output crop square plus ``margin``; None when the
+    square lies outside the frame."""
+    o = out_size - 0.5
+    corners = transform_points(
+        np.array([[-0.5, -0.5], [o, -0.5], [o, o], [-0.5, o]]), invert(m_out)
+    )
+    h, w = shape[:2]
+    x0, y0 = np.floor(corners.min(0)).astype(int) - margin
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + margin + 1
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def shift_matrix(m: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """``m`` applied to ROI pixels: m(x + x0, y + y0)."""
+    out = m.copy()
+    out[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
+    return out
+
+
+def make_patch(
+    frame: np.ndarray, face: np.ndarray, m_out: np.ndarray, landmarks: np.ndarray
+) -> FacePatch | None:
+    """Warp the output-crop ``face`` back into the frame (its ROI only) as a :class:`FacePatch`."""
+    size = face.shape[0]
+    roi = square_roi(m_out, size, frame.shape)
+    if roi is None:
+        return None
+    x0, y0, x1, y1 = roi
+    w, h = x1 - x0, y1 - y0
+    m = shift_matrix(m_out, x0, y0)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    # Replicated edges: the square's own alpha cuts the face, so its border pixels must not be
+    # darkened by interpolating with a black outside.
+    warped = cv2.warpAffine(face, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    square = cv2.warpAffine(
+        np.ones((size, size), np.float32),
+        m,
+        (w, h),
+        flags=flags,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    original = frame[y0:y1, x0:x1]
+    region = np.zeros((h, w), np.uint8)
+    hull = cv2.convexHull(np.round(np.asarray(landmarks) - [x0, y0]).astype(np.int32))
+    cv2.fillConvexPoly(region, hull, 255, lineType=cv2.LINE_8)
+    region[square < 0.5] = 0
+    return FacePatch(
+        roi=roi,
+        face=mix(original, warped, square),
+        square=square,
+        region=region,
+        size=size / matrix_scale(m_out),
+    )
+
+
+def colour_mask(landmarks_crop: np.ndarray, size: int) -> np.ndarray:
+    """bool (size, size): where colour statistics are taken - the hull, eroded, inside the crop."""
+    region = face_mask(landmarks_crop, size, "components")
+    return erode_region(region, STATS_ERODE * size) > 0
+
+
+# -- one frame ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Swapper:
+    """Everything fixed for a run: the model, the decoder side, the colour and blend steps."""
+
+    model: SwapModel
+    side: str  # decoder to draw with: the *other* identity's
+    color: ColorMatcher
+    blend: Blender
+    params: BlendParams
+    timer: Timer = field(default_factory=Timer)
+
+    def swap_frame(self, frame: np.ndarray, faces: list[np.ndarray]) -> np.ndarray:
+        """``frame`` (RGB uint8) with every face in ``faces`` ((68, 2) landmarks) swapped.
+
+        The input is not modified. Faces are blended one after the other, each onto the result
+        of the previous one.
+        """
+        if not faces:
+            return frame
+        size, cov = self.model.input_size, self.model.coverage
+        with self.timer("blend"):
+            m_in = [alignment_matrix(lm, size, cov) for lm in faces]
+            crops = [warp_face(frame, m, size) for m in m_in]
+        with self.timer("model"):
+            swapped = self.model(crops, self.side)
+        with self.timer("blend"):
+            out = frame.copy()
+            for lm, m, face in zip(faces, m_in, swapped):
+                self._paste(out, frame, lm, m, face)
+        return out
+
+    def _paste(
+        self,
+        out: np.ndarray,
+        frame: np.ndarray,
+        landmarks: np.ndarray,
+        m_in: np.ndarray,
+        face: np.ndarray,
+    ) -> None:
+        o = face.shape[0]
+        m_out = compose(
+            recrop_matrix(self.model.input_size, self.model.coverage, o, self.model.coverage), m_in
+        )
+        target = warp_face(frame, m_out, o)
+        face = self.color(face, target, colour_mask(transform_points(landmarks, m_out), o))
+        patch = make_patch(out, face, m_out, landmarks)
+        if patch is None:
+            return
+        x0, y0, x1, y1 = patch.roi
+        out[y0:y1, x0:x1] = self.blend(out[y0:y1, x0:x1], patch, self.params)
