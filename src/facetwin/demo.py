@@ -90,15 +90,13 @@ def run_demo(
         "man_as_woman": (man[0], "b2a", fs_b),
     }
     swapped = {}
-    for name, (src, direction, _fs) in jobs.items():
+    for name, (src, direction, fs) in jobs.items():
+        # the face set already holds this clip's smoothed landmarks: no second detection pass
         swapped[name] = out / f"{name}.mp4"
-        convert(src, model, swapped[name], ConvertConfig(direction=direction, device=dev))
-        convert(
-            src,
-            model,
-            out / f"{name}_side_by_side.mp4",
-            ConvertConfig(direction=direction, device=dev, side_by_side=True),
-        )
+        cfg = ConvertConfig(direction=direction, device=dev, faceset=str(fs))
+        convert(src, model, swapped[name], cfg)
+        cfg = ConvertConfig(direction=direction, device=dev, faceset=str(fs), side_by_side=True)
+        convert(src, model, out / f"{name}_side_by_side.mp4", cfg)
     times["convert"] = time.perf_counter() - t
 
     t = _stage(4, "evaluate identity, pose/expression, jitter and seams")
