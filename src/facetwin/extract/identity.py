@@ -26,6 +26,33 @@ def embedding(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return np.asarray(desc, dtype=np.float32)
 
 
+class Embedder:
+    """Computes embeddings with dlib itself or with facetwin's torch port of the same network.
+
+    The port (extract/face_resnet.py) gives the same vectors to ~1e-6 and runs ~7x faster on a
+    CPU (dlib-bin is single-threaded without BLAS) and on GPUs; ``dlib`` stays as the reference.
+    """
+
+    BACKENDS = ("torch", "dlib")
+
+    def __init__(self, backend: str = "torch", device: str = "cpu") -> None:
+        if backend not in self.BACKENDS:
+            from facetwin.errors import UsageError
+
+            raise UsageError(f"unknown embedder {backend!r}; choose one of {self.BACKENDS}")
+        self.backend = backend
+        self._net = None
+        if backend == "torch":
+            from facetwin.extract.face_resnet import FaceResNet
+
+            self._net = FaceResNet.from_dlib(device=device)
+
+    def __call__(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        if self._net is None:
+            return embedding(image, landmarks)
+        return self._net.embed_faces(image, [np.asarray(landmarks)])[0]
+
+
 def distances(emb: np.ndarray, refs: np.ndarray) -> np.ndarray:
     """Euclidean distances from one (128,) embedding to each row of (K, 128) refs."""
     return np.linalg.norm(np.asarray(refs) - np.asarray(emb)[None], axis=1)

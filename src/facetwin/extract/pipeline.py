@@ -26,7 +26,7 @@ from tqdm import tqdm
 from facetwin.errors import InputError, NoFaceError, UsageError
 from facetwin.extract.align import alignment_matrix, transform_points, warp_face
 from facetwin.extract.detectors import DETECTORS, Detection, Detector, create_detector
-from facetwin.extract.identity import SAME_PERSON, embedding, matches
+from facetwin.extract.identity import SAME_PERSON, Embedder, matches
 from facetwin.extract.landmarks import landmarks_68
 from facetwin.extract.masks import face_mask
 from facetwin.extract.pose import head_pose
@@ -49,6 +49,7 @@ class ExtractConfig:
     device: str = "auto"
     redetect_every: int = 8  # processed frames between full-frame detections on video
     embed_every: int = 10  # frames a track reuses its embedding for
+    embedder: str = "torch"  # torch (port of dlib's network, ~7x faster) or dlib
     max_detect_side: int = 1280  # full-frame detection on frames shrunk to this longest side
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     commit_every: int = 32  # frames per database transaction
@@ -213,7 +214,9 @@ def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, str, bool]]:
     return out
 
 
-def reference_embeddings(paths: list[str], det: Detector, max_side: int) -> np.ndarray:
+def reference_embeddings(
+    paths: list[str], det: Detector, max_side: int, embed: Embedder
+) -> np.ndarray:
     """One embedding per reference photo: its largest face."""
     embs = []
     for path in paths:
@@ -222,7 +225,7 @@ def reference_embeddings(paths: list[str], det: Detector, max_side: int) -> np.n
         if not found:
             raise NoFaceError(f"{path}: no face found in the reference photo")
         d = max(found, key=lambda d: d.width * d.height)
-        embs.append(embedding(img, landmarks_68(img, d.box)))
+        embs.append(embed(img, landmarks_68(img, d.box)))
     return np.asarray(embs, np.float32).reshape(-1, 128)
 
 
@@ -244,8 +247,10 @@ class ExtractSummary:
 class Extractor:
     """Runs one extraction into one face set. Use :func:`extract`."""
 
-    def __init__(self, fs: FaceSet, det: Detector, cfg: ExtractConfig, refs: np.ndarray) -> None:
-        self.fs, self.det, self.cfg, self.refs = fs, det, cfg, refs
+    def __init__(
+        self, fs: FaceSet, det: Detector, cfg: ExtractConfig, refs: np.ndarray, embed: Embedder
+    ) -> None:
+        self.fs, self.det, self.cfg, self.refs, self.embed = fs, det, cfg, refs, embed
         self.frames_done = 0
         self.skipped: list[str] = []
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="facetwin-png")
@@ -321,7 +326,7 @@ class Extractor:
         rows: list[dict] = []
         for d in detect_full(self.det, img, self.cfg.max_detect_side, photo=True):
             fd = analyse_face(img, d, self.cfg.size, self.cfg.coverage)
-            emb = embedding(img, fd.landmarks)
+            emb = self.embed(img, fd.landmarks)
             if len(self.refs) and not matches(emb, self.refs, self.cfg.threshold):
                 continue
             rows.append(self._face_row(sid, path.stem, 0, len(rows), fd, None, emb, 0))
@@ -453,10 +458,10 @@ class Extractor:
             if t.emb is None or idx - (t.emb_frame or 0) >= cfg.embed_every * cfg.every:
                 t.emb_frame = idx
                 if len(self.refs):
-                    t.emb = embedding(frame, fd.landmarks)
+                    t.emb = self.embed(frame, fd.landmarks)
                     t.keep = matches(t.emb, self.refs, cfg.threshold)
                 else:  # nothing waits for it: compute it beside the main loop
-                    t.emb = self.pool.submit(embedding, frame, fd.landmarks)
+                    t.emb = self.pool.submit(self.embed, frame, fd.landmarks)
             alive.append(t)
             if t.keep:
                 rows.append(self._face_row(sid, stem, idx, len(rows), fd, t, t.emb, t.emb_frame))
@@ -522,11 +527,13 @@ def extract(
     sources = expand_inputs(inputs)
     from facetwin.device import resolve_device
 
-    det = create_detector(cfg.detector, device=resolve_device(cfg.device))
-    refs = reference_embeddings(cfg.refs, det, cfg.max_detect_side)
+    device = resolve_device(cfg.device)
+    det = create_detector(cfg.detector, device=device)
+    embed = Embedder(cfg.embedder, device=device)
+    refs = reference_embeddings(cfg.refs, det, cfg.max_detect_side, embed)
     fs = FaceSet.create(output, cfg.settings(refs))
     t0 = time.perf_counter()
-    ex = Extractor(fs, det, cfg, refs)
+    ex = Extractor(fs, det, cfg, refs, embed)
     try:
         videos = [s for s in sources if s[1] == "video"]
         images = [s for s in sources if s[1] == "image"]
