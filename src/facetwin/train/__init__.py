@@ -1,0 +1,26 @@
+"""``facetwin train``: a shared-encoder face-swap autoencoder trained on two face sets.
+
+Public API (the CLI wraps it): :class:`TrainConfig`, :func:`train` -> :class:`TrainResult`, and
+:func:`load_model` for the convert stage. Architectures are plugins in
+:mod:`facetwin.train.models` (``original``, ``lite``).
+"""
+
+from __future__ import annotations
+
+from facetwin.train.augment import AugmentConfig
+from facetwin.train.checkpoint import load_model
+from facetwin.train.models import ARCHITECTURES, arch_info, build_model, swap
+from facetwin.train.trainer import TrainConfig, TrainResult, read_loss_log, train
+
+__all__ = [
+    "ARCHITECTURES",
+    "AugmentConfig",
+    "TrainConfig",
+    "TrainResult",
+    "arch_info",
+    "build_model",
+    "load_model",
+    "read_loss_log",
+    "swap",
+    "train",
+]

@@ -1,0 +1,58 @@
+"""Architecture plugins. Each module registers one :class:`SwapAutoencoder` subclass.
+
+The registry maps a name to the class; its metadata (input and output size, default coverage,
+summary) are class attributes, so ``facetwin train --arch`` can list and check architectures
+without building a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from facetwin.registry import Registry
+from facetwin.train.models.base import AutoencoderSpec, SwapAutoencoder, forward_flops, swap
+
+ARCHITECTURES: Registry[type[SwapAutoencoder]] = Registry("architecture")
+
+
+@dataclass(frozen=True)
+class ArchInfo:
+    """What the trainer and the convert stage need to know about an architecture."""
+
+    name: str
+    input_size: int
+    output_size: int
+    default_coverage: float
+    summary: str
+
+
+def arch_info(name: str) -> ArchInfo:
+    """Metadata of architecture ``name`` (UsageError listing the choices if unknown)."""
+    cls = ARCHITECTURES.get(name)
+    return ArchInfo(
+        name=name,
+        input_size=cls.input_size(),
+        output_size=cls.output_size(),
+        default_coverage=cls.default_coverage,
+        summary=cls.summary,
+    )
+
+
+def build_model(name: str) -> SwapAutoencoder:
+    """A freshly initialised model of architecture ``name`` (seed torch first for repeatability)."""
+    return ARCHITECTURES.get(name)()
+
+
+# Plugin modules register themselves on import; keep this list the only place that names them.
+from facetwin.train.models import lite, original  # noqa: E402,F401
+
+__all__ = [
+    "ARCHITECTURES",
+    "ArchInfo",
+    "AutoencoderSpec",
+    "SwapAutoencoder",
+    "arch_info",
+    "build_model",
+    "forward_flops",
+    "swap",
+]

@@ -1,0 +1,800 @@
+"""``facetwin train``: the training loop behind the CLI, as a Python API.
+
+One step: A' = Dec_A(Enc(warp(A))), B' = Dec_B(Enc(warp(B))), loss against the un-warped
+targets, one Adam step over everything (the shared encoder gets both identities' gradients).
+
+Resuming is exact. A run is fully described by its config (saved as ``config.json``), the
+newest snapshot (weights, Adam state, iteration, RNG states) and the data, which is a pure
+function of (seed, iteration); so ``train(TrainConfig(model_dir=...))`` after a crash, Ctrl-C or
+``kill -9`` produces the same losses, iteration for iteration, as a run that never stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from facetwin.errors import FacetwinError, InputError, ModelMismatchError, UsageError
+from facetwin.train import checkpoint as ckpt
+from facetwin.train import ddp
+from facetwin.train.augment import AugmentConfig
+from facetwin.train.data import FaceBank, PairDataset, load_bank, make_loader, preview_indices
+from facetwin.train.losses import LossSpec, compute_loss, parse_loss
+from facetwin.train.models import SwapAutoencoder, arch_info, build_model
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+LOSS_LOG = "loss.jsonl"
+PREVIEW_FILE = "preview.png"
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+MASK_CHOICES = ("components", "extended")
+MAX_BAD_STEPS = 10  # consecutive non-finite losses before giving up
+# Fields that only steer this session; changing them on resume is routine and not logged.
+SESSION_FIELDS = frozenset(
+    {
+        "iterations",
+        "minutes",
+        "device",
+        "workers",
+        "save_every",
+        "preview_every",
+        "log_every",
+        "keep",
+        "amp",
+        "channels_last",
+        "faceset_a",
+        "faceset_b",
+    }
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. ``model_dir`` alone resumes the run saved there.
+
+    arch and coverage define the model: None means "original" / the architecture's default
+    coverage for a new model and the saved value when resuming (a different explicit value is
+    a ModelMismatchError). Every other field left at its default takes the saved value on
+    resume; one set to something else overrides it (logged, except for session fields).
+
+    iterations is the total to reach (a resumed run continues to it); minutes bounds this
+    session's wall time; with neither, training runs until Ctrl-C. amp: "auto" is bf16 autocast
+    on CUDA GPUs that have it (else fp16 with a GradScaler) and fp32 elsewhere; "bf16" also
+    works on CPUs. channels_last: None chooses it on CUDA only.
+    """
+
+    faceset_a: str | None = None
+    faceset_b: str | None = None
+    model_dir: str = ""
+    arch: str | None = None
+    batch: int = 16  # per identity (and per process under DDP)
+    iterations: int | None = None
+    minutes: float | None = None
+    device: str = "auto"
+    lr: float = 5e-5
+    betas: tuple[float, float] = (0.5, 0.999)
+    coverage: float | None = None
+    loss: str = "l1"
+    emphasis: float = 0.0  # extra weight over eyes and mouth: 3.0 makes them count 4x
+    mask: str = "extended"  # face mask kind for the mask_l1 loss
+    save_every: int = 500
+    preview_every: int = 250  # 0: no preview
+    log_every: int = 10
+    keep: int = 3
+    seed: int = 0
+    workers: int = 2
+    amp: str = "auto"
+    channels_last: bool | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        # Accept the JSON shapes too (lists, nested dicts), so TrainConfig(**json) round-trips.
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if isinstance(self.augment, dict):
+            known = {f.name for f in fields(AugmentConfig)}
+            self.augment = AugmentConfig(**{k: v for k, v in self.augment.items() if k in known})
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> TrainConfig:
+        """Build from saved JSON, ignoring keys a newer facetwin may have added."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in known})
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or time-limited) session did."""
+
+    model_dir: str
+    arch: str
+    start_iteration: int
+    iterations: int  # completed iterations in total (including earlier sessions)
+    loss_a: float | None
+    loss_b: float | None
+    seconds: float
+    samples_per_s: float
+    data_wait_share: float  # fraction of the loop spent waiting for batches
+    stopped: str  # "iterations", "minutes" or "done" (the target was already reached)
+    snapshot: str | None
+    skipped_steps: int = 0
+    digest: str = ""  # sha256 of the final weights (equal on every DDP rank)
+
+
+# -- configuration -----------------------------------------------------------------------------
+def validate(cfg: TrainConfig) -> None:
+    """UsageError for settings no run can use."""
+    checks = [
+        (cfg.batch >= 1, "--batch must be >= 1"),
+        (cfg.lr > 0 and all(0 <= b < 1 for b in cfg.betas), "need lr > 0 and 0 <= betas < 1"),
+        (cfg.iterations is None or cfg.iterations >= 0, "--iterations must be >= 0"),
+        (cfg.minutes is None or cfg.minutes > 0, "--minutes must be > 0"),
+        (cfg.save_every >= 1 and cfg.log_every >= 1, "save/log intervals must be >= 1"),
+        (cfg.preview_every >= 0 and cfg.keep >= 1, "need --preview-every >= 0 and --keep >= 1"),
+        (cfg.workers >= 0, "--workers must be >= 0"),
+        (cfg.amp in AMP_CHOICES, f"--amp must be one of {', '.join(AMP_CHOICES)}"),
+        (cfg.mask in MASK_CHOICES, f"--mask must be one of {', '.join(MASK_CHOICES)}"),
+        (cfg.coverage is None or 0.5 <= cfg.coverage <= 4.0, "need 0.5 <= --coverage <= 4"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise UsageError(msg)
+    arch_info(cfg.arch or "original")
+    parse_loss(cfg.loss, cfg.emphasis)
+
+
+def read_saved_config(model_dir: Path) -> TrainConfig | None:
+    path = model_dir / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        return TrainConfig.from_json(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError, TypeError) as e:
+        raise InputError(f"{path} is not a readable training config ({e})") from None
+
+
+def resolve_config(cfg: TrainConfig) -> TrainConfig:
+    """Merge ``cfg`` with the config saved in its model_dir (see :class:`TrainConfig`)."""
+    if not cfg.model_dir:
+        raise UsageError("a model directory is required")
+    saved = read_saved_config(Path(cfg.model_dir))
+    if saved is None:
+        if not (cfg.faceset_a and cfg.faceset_b):
+            raise UsageError(
+                f"{cfg.model_dir} holds no training run; a new one needs face sets A and B"
+            )
+        arch = cfg.arch or "original"
+        out = replace(
+            cfg,
+            arch=arch,
+            coverage=cfg.coverage or arch_info(arch).default_coverage,
+            faceset_a=_absolute(cfg.faceset_a),
+            faceset_b=_absolute(cfg.faceset_b),
+        )
+        validate(out)
+        return out
+    for name in ("arch", "coverage"):
+        new, old = getattr(cfg, name), getattr(saved, name)
+        if new is not None and new != old:
+            raise ModelMismatchError(
+                f"{cfg.model_dir} holds a model with {name} {old!r}; it cannot continue as "
+                f"{new!r} (use a new model directory)"
+            )
+    default = TrainConfig()
+    merged: dict[str, Any] = {
+        "model_dir": cfg.model_dir,
+        "arch": saved.arch,
+        "coverage": saved.coverage,
+    }
+    for f in fields(TrainConfig):
+        if f.name in merged:
+            continue
+        new, old = getattr(cfg, f.name), getattr(saved, f.name)
+        if new == getattr(default, f.name) or new == old:
+            merged[f.name] = old
+        else:
+            if f.name not in SESSION_FIELDS:
+                log.warning("resuming with %s=%r instead of the saved %r", f.name, new, old)
+            merged[f.name] = new
+    out = replace(
+        TrainConfig(**merged),
+        faceset_a=_absolute(merged["faceset_a"]),
+        faceset_b=_absolute(merged["faceset_b"]),
+    )
+    validate(out)
+    return out
+
+
+def _absolute(path: str | None) -> str | None:
+    """Face set paths are saved absolute, so ``model_dir`` alone resumes from any directory."""
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+# -- precision and the step --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Precision:
+    """Autocast dtype (None: plain fp32) and whether fp16 needs a GradScaler."""
+
+    dtype: torch.dtype | None = None
+    scaler: bool = False
+
+
+def choose_precision(amp: str, device: torch.device) -> Precision:
+    """Mixed precision where it is safe and fast: bf16 on CUDA (fp16 + scaler on older GPUs).
+
+    Not automatic on CPU: only CPUs with AVX512-BF16/AMX gain, and bf16's 8-bit mantissa makes
+    the small late-training updates noisier; ``amp="bf16"`` asks for it explicitly.
+    """
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return Precision()
+    if device.type == "cuda":
+        if amp in ("auto", "bf16") and torch.cuda.is_bf16_supported():
+            return Precision(torch.bfloat16)
+        if amp == "bf16":
+            raise UsageError("this GPU has no bf16; use --amp fp16 or --amp off")
+        return Precision(torch.float16, scaler=True)
+    if amp == "bf16" and device.type == "cpu":
+        return Precision(torch.bfloat16)
+    raise UsageError(f"--amp {amp} is not supported on {device.type}; use --amp off")
+
+
+def to_images(t: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 NCHW from the loader -> float [0, 1] on ``device`` (converted there: 4x less copy)."""
+    x = t.to(device, non_blocking=True).float().div_(255)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
+
+
+class _PairForward(nn.Module):
+    """A and B in one forward, so DDP sees every parameter used (see forward_pair)."""
+
+    def __init__(self, model: SwapAutoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, xa: torch.Tensor, xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.forward_pair(xa, xb)
+
+
+@dataclass
+class StepOutput:
+    loss_a: float
+    loss_b: float
+    finite: bool
+
+
+class TrainStep:
+    """One optimisation step on a batch from :class:`PairDataset` (also used by the benchmark)."""
+
+    def __init__(
+        self,
+        model: SwapAutoencoder,
+        optimizer: torch.optim.Optimizer,
+        loss: LossSpec,
+        device: torch.device,
+        precision: Precision,
+        channels_last: bool,
+        dist: ddp.DistInfo | None = None,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.loss = loss
+        self.device = device
+        self.precision = precision
+        self.channels_last = channels_last
+        self.dist = dist or ddp.DistInfo()
+        self.scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
+        pair: nn.Module = _PairForward(model)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device.index] if device.type == "cuda" else None
+            pair = DistributedDataParallel(pair, device_ids=ids)
+        self.pair = pair
+
+    def inputs(self, side: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        cl = self.channels_last
+        return tuple(
+            to_images(side[k], self.device, cl and k in ("warped", "target"))
+            for k in ("warped", "target", "mask", "regions")
+        )
+
+    def __call__(self, batch: dict[str, Any]) -> StepOutput:
+        xa, ta, ma, ra = self.inputs(batch["a"])
+        xb, tb, mb, rb = self.inputs(batch["b"])
+        dtype = self.precision.dtype
+        with torch.autocast(
+            self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+        ):
+            pa, pb = self.pair(xa, xb)
+        la = compute_loss(self.loss, pa, ta, ma, ra)
+        lb = compute_loss(self.loss, pb, tb, mb, rb)
+        values = torch.stack([la.detach(), lb.detach()]).cpu()
+        finite = bool(torch.isfinite(values).all())
+        (bad,) = ddp.any_flags(self.dist, self.device, not finite)
+        out = StepOutput(float(values[0]), float(values[1]), not bad)
+        if bad:
+            return out
+        self.optimizer.zero_grad(set_to_none=True)
+        total = la + lb
+        if self.scaler is not None:
+            self.scaler.scale(total).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            total.backward()
+            self.optimizer.step()
+        return out
+
+
+def make_optimizer(
+    model: nn.Module, cfg: TrainConfig, device: torch.device
+) -> torch.optim.Optimizer:
+    """Adam; the fused kernel on CPU and CUDA (one pass over the 82 M parameters, not six)."""
+    fused = True if device.type in ("cpu", "cuda") else None
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, fused=fused)
+
+
+# -- previews and logs -------------------------------------------------------------------------
+def preview_grid(
+    model: SwapAutoencoder,
+    faces: dict[str, torch.Tensor],
+    device: torch.device,
+    precision: Precision,
+    channels_last: bool,
+    title: str,
+    scale: int = 2,
+) -> np.ndarray:
+    """RGB uint8 grid: rows A, A->A, A->B, B, B->B, B->A; one column per fixed face.
+
+    A header line marks the image as synthetic, as every facetwin output is.
+    """
+    rows = []
+    dtype = precision.dtype
+    with (
+        torch.no_grad(),
+        torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+    ):
+        for side, other in (("a", "b"), ("b", "a")):
+            x = to_images(faces[side], device, channels_last)
+            for img in (x, model(x, side), model(x, other)):
+                tiles = (img.float().clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu()
+                rows.append(np.hstack(list(tiles.numpy())))
+    grid = np.vstack(rows)
+    grid = cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    header = np.full((22, grid.shape[1], 3), 255, np.uint8)
+    cv2.putText(header, title, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([header, grid])
+
+
+def truncate_log(path: Path, iteration: int) -> None:
+    """Drop log lines past ``iteration`` (written after the snapshot a resume starts from)."""
+    if not path.is_file():
+        return
+    from facetwin.faceset import atomic_write_bytes
+
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["iteration"] <= iteration:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut short by a crash
+    atomic_write_bytes(path, "".join(k + "\n" for k in kept).encode())
+
+
+def read_loss_log(model_dir: str | Path) -> list[dict[str, Any]]:
+    """The loss log of a model directory as a list of dicts (empty if none)."""
+    path = Path(model_dir) / LOSS_LOG
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class _InterruptLatch:
+    """Turns the first Ctrl-C into a flag the loop checks between steps.
+
+    A KeyboardInterrupt in the middle of an optimizer step would leave some parameters updated
+    and others not; that state must never be saved. A second Ctrl-C raises at once (no save).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._old: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> _InterruptLatch:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+# -- the run -----------------------------------------------------------------------------------
+def _load_identity(
+    path: str, size: int, coverage: float, mask: str
+) -> tuple[FaceBank, dict[str, Any]]:
+    from facetwin.faceset import FaceSet
+
+    fs = FaceSet.open(path)
+    try:
+        bank = load_bank(fs, size, coverage, mask)
+        emb = fs.mean_embedding() if hasattr(fs, "mean_embedding") else None
+    finally:
+        if hasattr(fs, "close"):
+            fs.close()
+    ident = {
+        "faceset": str(Path(path).resolve()),
+        "faces": len(bank),
+        "mean_embedding": None if emb is None else [float(v) for v in emb],
+    }
+    return bank, ident
+
+
+def _device(cfg: TrainConfig, dist: ddp.DistInfo) -> torch.device:
+    from facetwin.device import resolve_device
+
+    device = torch.device(resolve_device(cfg.device))
+    if device.type == "cuda" and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
+    """Train (or resume) the model in ``cfg.model_dir``; see :class:`TrainConfig`.
+
+    Ctrl-C finishes the current step, saves a snapshot and re-raises KeyboardInterrupt, which
+    the CLI turns into a clean exit.
+    """
+    from facetwin.device import resolve_device
+
+    cfg = resolve_config(cfg)
+    dist = ddp.setup(torch.device(resolve_device(cfg.device)).type)
+    try:
+        return _Run(cfg, dist, progress).run()
+    finally:
+        ddp.teardown(dist)
+
+
+@dataclass
+class _Meter:
+    """Time split between waiting for batches and computing, plus a samples/s window."""
+
+    per_step: int
+    t_start: float
+    wait: float = 0.0
+    busy: float = 0.0
+    window_steps: int = 0
+    window_start: float | None = None
+
+    def add(self, t0: float, t1: float, t2: float) -> None:
+        if self.window_start is None:
+            self.window_start = t0
+        self.wait += t1 - t0
+        self.busy += t2 - t1
+        self.window_steps += 1
+
+    def window_rate(self, now: float) -> float:
+        """Samples/s since the previous call (the log interval), then start a new window."""
+        start = self.window_start if self.window_start is not None else now
+        rate = self.per_step * self.window_steps / max(now - start, 1e-9)
+        self.window_start, self.window_steps = now, 0
+        return rate
+
+
+class _Run:
+    """State of one training session (split from :func:`train` to keep each piece small)."""
+
+    def __init__(self, cfg: TrainConfig, dist: ddp.DistInfo, progress: bool) -> None:
+        assert cfg.arch is not None and cfg.coverage is not None
+        self.cfg = cfg
+        self.arch: str = cfg.arch
+        self.dist = dist
+        self.progress = progress and dist.main
+        self.dir = Path(cfg.model_dir)
+        self.device = _device(cfg, dist)
+        self.precision = choose_precision(cfg.amp, self.device)
+        self.channels_last = (
+            cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
+        )
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
+        self.model = build_model(self.arch).to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.optimizer = make_optimizer(self.model, cfg, self.device)
+        self.step = TrainStep(
+            self.model,
+            self.optimizer,
+            parse_loss(cfg.loss, cfg.emphasis),
+            self.device,
+            self.precision,
+            self.channels_last,
+            dist,
+        )
+        self.iteration = 0
+        self.saved_at: int | None = None
+        self.identities: dict[str, Any] = {}
+        self.losses: tuple[float, float] | None = None
+
+    # -- persistence ---------------------------------------------------------------------------
+    def write_config(self) -> None:
+        from facetwin.faceset import atomic_write_bytes
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.cfg.to_json(), indent=1)
+        atomic_write_bytes(self.dir / CONFIG_FILE, text.encode())
+
+    def restore(self) -> Path | None:
+        snap = ckpt.latest_snapshot(self.dir)
+        if snap is None:
+            return None
+        doc = ckpt.load_snapshot(snap, self.model, self.arch, self.optimizer)
+        self.iteration = self.saved_at = int(doc["iteration"])
+        ckpt.set_rng_state(doc.get("rng", {}))
+        if self.step.scaler is not None and doc.get("scaler"):
+            self.step.scaler.load_state_dict(doc["scaler"])
+        log.info("resuming %s from iteration %d", self.dir, self.iteration)
+        return snap
+
+    def save(self) -> Path | None:
+        if not self.dist.main or self.saved_at == self.iteration:
+            return ckpt.latest_snapshot(self.dir) if self.dist.main else None
+        state: dict[str, Any] = {
+            "arch": self.arch,
+            "config": self.cfg.to_json(),
+            "identities": self.identities,
+            "losses": None if self.losses is None else dict(zip("ab", self.losses)),
+            # numpy needs no saved state for the data: batch i draws from a fresh PCG64 seeded
+            # with SeedSequence([seed, rank, side, i]); recorded so a reader can regenerate it.
+            "data_rng": {
+                "bit_generator": "PCG64",
+                "entropy": "[seed, rank, side, iteration]",
+                "seed": self.cfg.seed,
+                "next_iteration": self.iteration,
+            },
+            "time": time.time(),
+        }
+        if self.step.scaler is not None:
+            state["scaler"] = self.step.scaler.state_dict()
+        snap = ckpt.save_snapshot(
+            self.dir, self.iteration, self.model, self.optimizer, state, self.cfg.keep
+        )
+        self.saved_at = self.iteration
+        return snap
+
+    def rollback(self) -> None:
+        """After a non-finite loss: back to the newest snapshot's weights and Adam state.
+
+        The iteration counter keeps going, so the batch that blew up is not replayed.
+        """
+        snap = ckpt.latest_snapshot(self.dir)
+        if snap is None:
+            log.warning(
+                "non-finite loss at iteration %d; no snapshot yet, skipped the batch",
+                self.iteration,
+            )
+            return
+        ckpt.load_snapshot(snap, self.model, self.arch, self.optimizer)
+        log.warning(
+            "non-finite loss at iteration %d; skipped it and rolled back to %s",
+            self.iteration,
+            snap.name,
+        )
+
+    def write_preview(self, faces: dict[str, torch.Tensor]) -> None:
+        from facetwin.faceset import atomic_write_bytes, encode_png
+
+        title = (
+            f"SYNTHETIC - facetwin {self.arch} it {self.iteration} - rows A, A>A, A>B, B, B>B, B>A"
+        )
+        grid = preview_grid(
+            self.model, faces, self.device, self.precision, self.channels_last, title
+        )
+        atomic_write_bytes(self.dir / PREVIEW_FILE, encode_png(grid))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        if self.dist.main:
+            self.write_config()
+        ddp.barrier(self.dist)
+        snap = self.restore()
+        start = self.iteration
+        t_start = time.perf_counter()
+        if cfg.iterations is not None and start >= cfg.iterations:
+            return self.result(start, 0.0, 0.0, 0, "done", snap)
+        banks: dict[str, FaceBank] = {}
+        for side, path in (("a", cfg.faceset_a), ("b", cfg.faceset_b)):
+            if not path:
+                raise UsageError(f"face set {side.upper()} is not set")
+            banks[side], self.identities[side] = _load_identity(
+                path, arch_info(self.arch).input_size, float(cfg.coverage or 1.0), cfg.mask
+            )
+        dataset = PairDataset(
+            banks, cfg.batch, cfg.seed, cfg.augment, self.dist.rank, self.dist.world
+        )
+        loader = make_loader(
+            dataset, start, cfg.iterations, cfg.workers, pin_memory=self.device.type == "cuda"
+        )
+        preview = {
+            s: torch.from_numpy(np.stack([b.plain(i) for i in preview_indices(len(b), 4)])).permute(
+                0, 3, 1, 2
+            )
+            for s, b in banks.items()
+        }
+        if self.dist.main:
+            truncate_log(self.dir / LOSS_LOG, start)
+        return self.loop(loader, preview, start, t_start)
+
+    def loop(
+        self, loader: Any, preview: dict[str, torch.Tensor], start: int, t_start: float
+    ) -> TrainResult:
+        cfg = self.cfg
+        meter = _Meter(per_step=2 * cfg.batch * self.dist.world, t_start=t_start)
+        deadline = None if cfg.minutes is None else t_start + cfg.minutes * 60
+        bad_run = skipped = 0
+        stopped = "iterations"
+        bar = tqdm(
+            total=cfg.iterations,
+            initial=start,
+            unit="it",
+            disable=not self.progress,
+            dynamic_ncols=True,
+            smoothing=0.05,
+            desc=f"train {self.arch}",
+        )
+        log_file = (self.dir / LOSS_LOG).open("a") if self.dist.main else None
+        batches = iter(loader)
+        latch = _InterruptLatch()
+        try:
+            with latch:
+                while cfg.iterations is None or self.iteration < cfg.iterations:
+                    timeup, stop = ddp.any_flags(
+                        self.dist,
+                        self.device,
+                        deadline is not None and time.perf_counter() >= deadline,
+                        latch.count > 0,
+                    )
+                    if stop:
+                        raise KeyboardInterrupt
+                    if timeup:
+                        stopped = "minutes"
+                        break
+                    t0 = time.perf_counter()
+                    batch = next(batches)
+                    t1 = time.perf_counter()
+                    if batch["iteration"] != self.iteration:
+                        raise RuntimeError(
+                            f"loader gave iteration {batch['iteration']}, expected {self.iteration}"
+                        )
+                    out = self.step(batch)
+                    meter.add(t0, t1, time.perf_counter())
+                    self.iteration += 1
+                    if not out.finite:
+                        skipped, bad_run = skipped + 1, bad_run + 1
+                        if bad_run >= MAX_BAD_STEPS:
+                            raise FacetwinError(
+                                f"loss was NaN/inf for {bad_run} iterations in a row; "
+                                "lower --lr or check the face sets"
+                            )
+                        self.rollback()
+                        continue
+                    bad_run = 0
+                    self.losses = (out.loss_a, out.loss_b)
+                    if self.iteration % cfg.log_every == 0 or self.iteration == cfg.iterations:
+                        self.log_step(out, meter, log_file, bar, deadline)
+                    bar.update(1)
+                    self.periodic(preview)
+        except KeyboardInterrupt:
+            if latch.count <= 1:  # a second Ctrl-C may have cut a step: do not save that
+                snap = self.save()
+                if snap is not None:
+                    log.warning("interrupted: saved %s", snap)
+            raise
+        finally:
+            bar.close()
+            if log_file is not None:
+                log_file.close()
+            del batches  # stops the loader's workers now, not at garbage collection
+        snap = self.save()
+        if self.dist.main and cfg.preview_every:
+            self.write_preview(preview)
+        ddp.barrier(self.dist)
+        return self.result(start, meter.wait, meter.busy, skipped, stopped, snap)
+
+    def log_step(
+        self, out: StepOutput, meter: _Meter, log_file: Any, bar: tqdm, deadline: float | None
+    ) -> None:
+        """One loss-log line (rank 0) and the progress bar's numbers."""
+        now = time.perf_counter()
+        rate = meter.window_rate(now)
+        if log_file is not None:
+            line = {
+                "iteration": self.iteration,
+                "time": round(time.time(), 3),
+                "elapsed": round(now - meter.t_start, 3),
+                "loss_a": out.loss_a,
+                "loss_b": out.loss_b,
+                "samples_per_s": round(rate, 2),
+            }
+            log_file.write(json.dumps(line) + "\n")
+            log_file.flush()
+        post = {"A": f"{out.loss_a:.4f}", "B": f"{out.loss_b:.4f}", "samples/s": f"{rate:.1f}"}
+        if deadline is not None:
+            post["left"] = f"{max(deadline - now, 0) / 60:.1f}min"
+        bar.set_postfix(post, refresh=False)
+
+    def periodic(self, preview: dict[str, torch.Tensor]) -> None:
+        """Snapshot and preview when their intervals come round."""
+        if self.iteration % self.cfg.save_every == 0:
+            self.save()
+        every = self.cfg.preview_every
+        if self.dist.main and every and self.iteration % every == 0:
+            self.write_preview(preview)
+
+    def result(
+        self, start: int, wait: float, busy: float, skipped: int, stopped: str, snap: Path | None
+    ) -> TrainResult:
+        total = wait + busy
+        done = self.iteration - start
+        return TrainResult(
+            model_dir=str(self.dir),
+            arch=self.arch,
+            start_iteration=start,
+            iterations=self.iteration,
+            loss_a=None if self.losses is None else self.losses[0],
+            loss_b=None if self.losses is None else self.losses[1],
+            seconds=round(total, 3),
+            samples_per_s=round(2 * self.cfg.batch * self.dist.world * done / total, 2)
+            if total > 0
+            else 0.0,
+            data_wait_share=round(wait / total, 4) if total > 0 else 0.0,
+            stopped=stopped,
+            snapshot=None if snap is None else str(snap),
+            skipped_steps=skipped,
+            digest=weights_digest(self.model),
+        )
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of all parameters in state_dict order: equal digests mean bit-identical weights."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainStep",
+    "choose_precision",
+    "read_loss_log",
+    "resolve_config",
+    "train",
+    "weights_digest",
+]
