@@ -32,7 +32,7 @@ from facetwin.errors import InputError, NoFaceError, UsageError
 from facetwin.eval import metrics as M
 from facetwin.eval.references import IdentityRefs, identity_refs
 from facetwin.extract.detectors import DETECTORS, Detection, Detector, create_detector
-from facetwin.extract.identity import distances, embedding
+from facetwin.extract.identity import Embedder, distances
 from facetwin.extract.landmarks import landmarks_68
 from facetwin.extract.masks import MASK_KINDS
 from facetwin.extract.pipeline import detect_full, detect_near, iou
@@ -57,6 +57,7 @@ class EvalConfig:
     landmark_box: str = "original"  # box the swap's landmarks start from: 'original' | 'swap'
     refine: int = 2  # times the original's box is moved along with the swapped face's landmarks
     largest_only: bool = False  # evaluate only the largest original face of each frame
+    embedder: str = "torch"  # torch port of dlib's ResNet (same vectors, ~7x faster) or dlib
     embed_every: int = 1  # video: embeddings (the slow part, ~80 ms a face) every N-th frame
     embed_original: bool = True  # also embed the original faces (baseline, distance to source)
     mask: str = "components"  # face region: 'components' (landmark hull) | 'extended'
@@ -201,8 +202,8 @@ def _image_pairs(
 class _Finder:
     """Original faces (with track ids on video) and their counterparts in the swapped frame."""
 
-    def __init__(self, det: Detector, cfg: EvalConfig, video: bool) -> None:
-        self.det, self.cfg, self.video = det, cfg, video
+    def __init__(self, det: Detector, cfg: EvalConfig, video: bool, embed: Embedder) -> None:
+        self.det, self.cfg, self.video, self.embed = det, cfg, video, embed
         self.tracks: list[_Track] = []
         self.next_id = 0
         self.since_full = 0
@@ -336,7 +337,7 @@ def _analyse(
         lab_orig=M.mean_lab(orig, region),
     )
     if embed_orig:
-        pair.emb_orig = embedding(orig, lm_o)
+        pair.emb_orig = finder.embed(orig, lm_o)
     sd, full = finder.swap(swap, det.box, full)
     if sd is None:
         return pair, full
@@ -350,7 +351,7 @@ def _analyse(
     pair.lab_swap = M.mean_lab(swap, region_s)
     if embed_swap:
         same = pair.emb_orig is not None and _same_face(orig, swap, lm_o, lm_s)
-        pair.emb_swap = pair.emb_orig if same else embedding(swap, lm_s)
+        pair.emb_swap = pair.emb_orig if same else finder.embed(swap, lm_s)
     return pair, full
 
 
@@ -686,9 +687,11 @@ def evaluate(
 
     from facetwin.device import resolve_device
 
-    det = create_detector(cfg.detector, device=resolve_device(cfg.device))
+    device = resolve_device(cfg.device)
+    det = create_detector(cfg.detector, device=device)
+    embedder = Embedder(cfg.embedder, device=device)
     video = kind_o == "video"
-    finder = _Finder(det, cfg, video)
+    finder = _Finder(det, cfg, video, embedder)
     need_orig = cfg.embed_original or refs.mean_a is None
     samples = _SampleKeeper(cfg.samples)
     pairs: list[FacePair] = []
