@@ -66,7 +66,8 @@ def run(quick: bool = False) -> list[dict]:
 def main() -> None:
     rows = run(quick="--quick" in sys.argv)
     print(
-        f"{'detector':10s} {'clip':6s} {'every':>5s} {'frames':>6s} {'fps':>7s} {'recall':>7s} {'peak MB':>8s}"
+        f"{'detector':10s} {'clip':6s} {'every':>5s} {'frames':>6s} {'fps':>7s} "
+        f"{'recall':>7s} {'peak MB':>8s}"
     )
     for r in rows:
         print(

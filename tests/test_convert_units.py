@@ -24,12 +24,11 @@ from facetwin.extract.align import INNER, alignment_matrix
 from facetwin.extract.detectors import create_detector
 from facetwin.extract.landmarks import landmarks_68
 from facetwin.extract.pipeline import detect_full
-from facetwin.media.video import iter_frames
+from facetwin.media.video import decode_frames, iter_frames
 from facetwin.media.video_writer import (
     EncodeSettings,
     SegmentWriter,
     check_complete,
-    decode_frames,
     finished_segments,
     join_segments,
     stream_timing,

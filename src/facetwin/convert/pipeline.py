@@ -48,14 +48,13 @@ from facetwin.errors import InputError, ModelMismatchError, NoFaceError, OutputE
 from facetwin.extract.identity import SAME_PERSON
 from facetwin.extract.tracking import SmoothConfig
 from facetwin.faceset import FaceSet
-from facetwin.media.image import is_image_path, list_images, read_image, write_image
-from facetwin.media.video import is_video_path, probe
+from facetwin.media.image import list_images, read_image, write_image
+from facetwin.media.video import decode_frames, is_video_path, media_kind, probe
 from facetwin.media.video_writer import (
     EncodeSettings,
     SegmentWriter,
     check_complete,
     container_format,
-    decode_frames,
     join_segments,
     stream_timing,
 )
@@ -547,15 +546,7 @@ class Converter:
 
 def input_kind(path: Path) -> str:
     """'image', 'folder' or 'video'; InputError for anything else."""
-    if path.is_dir():
-        return "folder"
-    if not path.exists():
-        raise InputError(f"{path}: no such file or folder")
-    if is_video_path(path):
-        return "video"
-    if is_image_path(path):
-        return "image"
-    raise InputError(f"{path}: not an image or video file (unknown extension {path.suffix!r})")
+    return media_kind(path)
 
 
 def validate(cfg: ConvertConfig) -> None:

@@ -37,8 +37,8 @@ from facetwin.extract.landmarks import landmarks_68
 from facetwin.extract.masks import MASK_KINDS
 from facetwin.extract.pipeline import detect_full, detect_near, iou
 from facetwin.extract.pose import head_pose
-from facetwin.media.image import is_image_path, list_images, read_image
-from facetwin.media.video import is_video_path, iter_frames, probe
+from facetwin.media.image import list_images, read_image
+from facetwin.media.video import iter_frames, media_kind, probe
 
 log = logging.getLogger(__name__)
 
@@ -131,15 +131,8 @@ class _Track:
 
 
 def _kind(path: Path) -> str:
-    if path.is_dir():
-        return "images"
-    if not path.exists():
-        raise InputError(f"{path}: no such file or folder")
-    if is_video_path(path):
-        return "video"
-    if is_image_path(path):
-        return "image"
-    raise InputError(f"{path}: not an image, video or folder (unknown extension {path.suffix!r})")
+    kind = media_kind(path)
+    return "images" if kind == "folder" else kind
 
 
 def pair_images(original: Path, swapped: Path) -> tuple[list[tuple[Path, Path]], list[str]]:

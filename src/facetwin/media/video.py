@@ -61,9 +61,22 @@ def iter_frames(path: str | Path, start: int = 0) -> Iterator[tuple[int, np.ndar
     """Yield (frame index, RGB uint8 frame) for every frame from ``start`` on.
 
     Decoding is sequential from the beginning (frames before ``start`` are decoded and dropped):
-    seeking lands on keyframes and would make frame indices depend on the codec. A truncated or
-    corrupt stream raises InputError after the frames that did decode.
+    seeking lands on keyframes and would make frame indices depend on the codec. A corrupt stream
+    raises InputError after the frames that did decode.
     """
+    for f in decode_frames(path, start):
+        yield f.index, f.image
+
+
+@dataclass(frozen=True)
+class TimedFrame:
+    index: int
+    image: np.ndarray  # RGB uint8
+    pts: int | None  # in the stream's time base
+
+
+def decode_frames(path: str | Path, start: int = 0) -> Iterator[TimedFrame]:
+    """Every frame from ``start`` on with its timestamp, streamed (constant memory)."""
     import av
 
     p = Path(path)
@@ -74,8 +87,23 @@ def iter_frames(path: str | Path, start: int = 0) -> Iterator[tuple[int, np.ndar
         try:
             for i, frame in enumerate(c.decode(stream)):
                 if i >= start:
-                    yield i, frame.to_ndarray(format="rgb24")
+                    yield TimedFrame(i, frame.to_ndarray(format="rgb24"), frame.pts)
         except av.error.FFmpegError as e:
             raise InputError(f"{p}: video is corrupt or truncated after frame {i} ({e})") from None
         if i < 0:
             raise InputError(f"{p}: no decodable video frames")
+
+
+def media_kind(path: Path) -> str:
+    """'folder', 'video' or 'image' for an input path; InputError for anything else."""
+    if path.is_dir():
+        return "folder"
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if is_video_path(path):
+        return "video"
+    from facetwin.media.image import is_image_path
+
+    if is_image_path(path):
+        return "image"
+    raise InputError(f"{path}: not an image, video or folder (unknown extension {path.suffix!r})")

@@ -61,13 +61,6 @@ class StreamTiming:
     time_base: Fraction
 
 
-@dataclass(frozen=True)
-class TimedFrame:
-    index: int
-    image: np.ndarray  # RGB uint8
-    pts: int | None  # in the stream's time base
-
-
 def container_format(path: Path) -> str:
     """The muxer for an output path; UsageError for containers we do not write."""
     fmt = CONTAINERS.get(path.suffix.lower())
@@ -121,29 +114,6 @@ def check_complete(path: str | Path, declared: int | None) -> None:
             f"{path}: video is truncated or corrupt (holds {have} of the {declared} frames its "
             "header declares)"
         )
-
-
-def decode_frames(path: str | Path, start: int = 0) -> Iterator[TimedFrame]:
-    """Yield every frame from ``start`` on with its timestamp, streamed (constant memory).
-
-    Like :func:`facetwin.media.video.iter_frames`, decoding is sequential from the start (exact
-    frame indices on every codec), and a corrupt stream raises InputError.
-    """
-    import av
-
-    p = Path(path)
-    with _open(p) as c:
-        stream = c.streams.video[0]
-        stream.thread_type = "AUTO"
-        i = -1
-        try:
-            for i, frame in enumerate(c.decode(stream)):
-                if i >= start:
-                    yield TimedFrame(i, frame.to_ndarray(format="rgb24"), frame.pts)
-        except av.error.FFmpegError as e:
-            raise InputError(f"{p}: video is corrupt or truncated after frame {i} ({e})") from None
-        if i < 0:
-            raise InputError(f"{p}: no decodable video frames")
 
 
 # -- segments ----------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ class GanSwap(SwapAutoencoder):
         # SwapAutoencoder.__init__ would build RGB decoders; build the modules here instead.
         nn.Module.__init__(self)
         if spec is not None:
-            self.spec = spec  # instance attribute shadows the class default
+            self.spec = spec  # type: ignore[misc]  # instance attribute shadows the class default
         self.encoder = Encoder(self.spec)
         self.decoders = nn.ModuleDict({s: RGBADecoder(self.spec) for s in SIDES})
 
