@@ -77,8 +77,13 @@ def _cmd_train(a: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
-    result = train(TrainConfig(model_dir=a.model, **kwargs), progress=not a.quiet)
-    print(result)
+    r = train(TrainConfig(model_dir=a.model, **kwargs), progress=not a.quiet)
+    losses = f"loss A {r.loss_a:.4f} B {r.loss_b:.4f}" if r.loss_a is not None else "no step run"
+    print(
+        f"{r.arch}: iteration {r.iterations} (from {r.start_iteration}), {losses}, "
+        f"{r.samples_per_s:.1f} samples/s, stopped on {r.stopped} -> {r.model_dir}"
+    )
+    print(f"preview: {r.model_dir}/preview.png  snapshot: {r.snapshot}")
     return 0
 
 
