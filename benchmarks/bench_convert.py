@@ -21,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import torch
 
 from facetwin.convert import ConvertConfig, convert
 from facetwin.extract.pipeline import ExtractConfig, extract
+from facetwin.media.video import copy_head
 from facetwin.train.models import arch_info, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,18 +36,7 @@ STAGES = ("detect", "decode", "model", "blend", "label", "encode")
 
 def cut(src: Path, dst: Path, seconds: float) -> Path:
     """The first ``seconds`` of a clip, packets copied (no re-encoding)."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        streams = {
-            s.index: out.add_stream_from_template(s)
-            for s in inp.streams
-            if s.type in ("video", "audio")
-        }
-        for pkt in inp.demux(*[s for s in inp.streams if s.index in streams]):
-            t = pkt.dts if pkt.dts is not None else pkt.pts
-            if pkt.size and t is not None and t * pkt.time_base < seconds:
-                pkt.stream = streams[pkt.stream.index]
-                out.mux(pkt)
-    return dst
+    return copy_head(src, dst, seconds)
 
 
 def model(arch: str) -> tuple[torch.nn.Module, dict]:

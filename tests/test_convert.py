@@ -39,7 +39,7 @@ from facetwin.extract.pipeline import ExtractConfig, detect_full, extract
 from facetwin.faceset import FaceSet
 from facetwin.label import read_video_label, verify
 from facetwin.media.image import read_image, write_image
-from facetwin.media.video import iter_frames, probe
+from facetwin.media.video import copy_head, iter_frames, probe
 
 pytestmark = pytest.mark.slow
 
@@ -72,18 +72,7 @@ def model_dir(tmp_path_factory, faceset_woman, faceset_man) -> Path:
 
 def cut(src: Path, dst: Path, seconds: float) -> Path:
     """The first ``seconds`` of a real clip, packets copied (video and audio)."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        streams = {
-            s.index: out.add_stream_from_template(s)
-            for s in inp.streams
-            if s.type in ("video", "audio")
-        }
-        for pkt in inp.demux(*[s for s in inp.streams if s.index in streams]):
-            t = pkt.dts if pkt.dts is not None else pkt.pts
-            if pkt.size and t is not None and t * pkt.time_base < seconds:
-                pkt.stream = streams[pkt.stream.index]
-                out.mux(pkt)
-    return dst
+    return copy_head(src, dst, seconds)
 
 
 @pytest.fixture(scope="module")

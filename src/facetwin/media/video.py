@@ -107,3 +107,21 @@ def media_kind(path: Path) -> str:
     if is_image_path(path):
         return "image"
     raise InputError(f"{path}: not an image, video or folder (unknown extension {path.suffix!r})")
+
+
+def copy_head(src: str | Path, dst: str | Path, seconds: float) -> Path:
+    """The first ``seconds`` of a clip (video and audio), packets copied without re-encoding."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = {
+            s.index: out.add_stream_from_template(s)
+            for s in inp.streams
+            if s.type in ("video", "audio")
+        }
+        for pkt in inp.demux(*[s for s in inp.streams if s.index in streams]):
+            t = pkt.dts if pkt.dts is not None else pkt.pts
+            if pkt.size and t is not None and t * pkt.time_base < seconds:
+                pkt.stream = streams[pkt.stream.index]
+                out.mux(pkt)
+    return Path(dst)

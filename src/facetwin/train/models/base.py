@@ -93,17 +93,22 @@ class Encoder(nn.Module):
         return self.upscale(self.unflatten(x))
 
 
+def decoder_upscales(spec: AutoencoderSpec) -> tuple[nn.Sequential, int]:
+    """The decoder's chain of upscale blocks and the channels it ends with."""
+    layers: list[nn.Module] = []
+    ch = spec.encoder_upscale
+    for f in spec.decoder_filters:
+        layers.append(Upscale(ch, f))
+        ch = f
+    return nn.Sequential(*layers), ch
+
+
 class Decoder(nn.Module):
     """Face code -> face (N, 3, S, S) in [0, 1] for one identity."""
 
     def __init__(self, spec: AutoencoderSpec) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        ch = spec.encoder_upscale
-        for f in spec.decoder_filters:
-            layers.append(Upscale(ch, f))
-            ch = f
-        self.upscales = nn.Sequential(*layers)
+        self.upscales, ch = decoder_upscales(spec)
         self.out = nn.Conv2d(ch, 3, kernel_size=5, padding=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ from facetwin.train.models.base import (
     AutoencoderSpec,
     Encoder,
     SwapAutoencoder,
-    Upscale,
+    decoder_upscales,
 )
 
 GAN_SPEC = AutoencoderSpec(
@@ -61,12 +61,7 @@ class RGBADecoder(nn.Module):
 
     def __init__(self, spec: AutoencoderSpec) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        ch = spec.encoder_upscale
-        for f in spec.decoder_filters:
-            layers.append(Upscale(ch, f))
-            ch = f
-        self.upscales = nn.Sequential(*layers)
+        self.upscales, ch = decoder_upscales(spec)
         self.refine = ResidualBlock(ch)
         self.out = nn.Conv2d(ch, 4, kernel_size=5, padding=2)
 
