@@ -103,6 +103,11 @@ def test_gan_arch_shapes_masks_and_convert_compatibility(faceset_man):
     assert torch.allclose(comp, alpha * rgb + (1 - alpha) * x)
     assert torch.allclose(model.composite(x, rgb, torch.zeros_like(alpha)), x)
     assert torch.allclose(model.composite(x, rgb, torch.ones_like(alpha)), rgb)
+    # convert and the preview paste the composite through the predicted mask
+    with torch.no_grad():
+        rgb_b, alpha_b = model.forward_rgba(x, "b")
+        assert torch.allclose(swapped, model.composite(x, rgb_b, alpha_b), atol=1e-6)
+        assert torch.allclose(model.draw(x, "a"), comp, atol=1e-6)
 
 
 def test_each_term_reaches_the_generator_and_adversarial_the_discriminator(faceset_woman, face_net):
@@ -179,3 +184,70 @@ def test_gan_step_trains_generator_and_discriminators(faceset_woman, faceset_man
     assert other.iteration == 3
     for p, q in zip(other.discriminators.parameters(), step.discriminators.parameters()):
         assert torch.equal(p, q)
+
+
+# -- the trainer drives the GAN step ---------------------------------------------------------
+def gan_cfg(faceset_a, faceset_b, model_dir, **kw):
+    from facetwin.train import TrainConfig
+
+    base = dict(
+        faceset_a=str(faceset_a), faceset_b=str(faceset_b), model_dir=str(model_dir),
+        arch="gan-lite", batch=4, preview_every=0, log_every=1, workers=0, device="cpu",
+        seed=5, save_every=2,
+        gan=GanLossConfig(adversarial_warmup=2, identity_warmup=2),
+    )  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_trainer_trains_gan_with_every_term_and_resumes_exactly(
+    tmp_path, faceset_woman, faceset_man
+):
+    from facetwin.train import read_loss_log, train
+    from facetwin.train.checkpoint import latest_snapshot, load_model, read_state
+
+    straight = train(gan_cfg(faceset_woman, faceset_man, tmp_path / "s", iterations=4), False)
+    assert straight.iterations == 4 and straight.skipped_steps == 0
+    log = read_loss_log(tmp_path / "s")
+    assert [r["iteration"] for r in log] == [1, 2, 3, 4]
+    # every generator term and both discriminator losses are logged; the warm-ups ramp up
+    for name in (*TERMS, "d"):
+        for s in "ab":
+            assert all(math.isfinite(r[f"{name}_{s}"]) for r in log[2:]), name
+    assert log[0]["w_adversarial"] == 0 and log[-1]["w_adversarial"] == pytest.approx(0.1)
+    assert log[-1]["loss_a"] == pytest.approx(log[-1]["recon_a"], abs=1e-6)
+    # the snapshot holds the discriminators and their optimizer next to the generator
+    doc = read_state(latest_snapshot(tmp_path / "s"))
+    assert {"aux-discriminators.safetensors", "aux-d_optim.safetensors"} <= set(doc["files"])
+    assert doc["config"]["gan"]["adversarial_warmup"] == 2
+
+    # stopped after 2, resumed from the model dir alone: bit-identical to the straight run
+    first = train(gan_cfg(faceset_woman, faceset_man, tmp_path / "r", iterations=2), False)
+    assert first.iterations == 2
+    from facetwin.train import TrainConfig
+
+    resumed = train(TrainConfig(model_dir=str(tmp_path / "r"), iterations=4), False)
+    assert resumed.start_iteration == 2 and resumed.digest == straight.digest
+    log_r = read_loss_log(tmp_path / "r")
+    assert [r["d_b"] for r in log_r] == [r["d_b"] for r in log]
+
+    # convert loads it like any model and gets the composite through the predicted mask
+    model, meta = load_model(tmp_path / "r", "cpu")
+    assert meta["arch"] == "gan-lite" and isinstance(model, GanSwap)
+    x = real_faces(faceset_woman, 2, 64, 1.0)
+    with torch.no_grad():
+        rgb, alpha = model.forward_rgba(x, "b")
+        assert torch.allclose(model.swap(x, "a2b"), alpha * rgb + (1 - alpha) * x, atol=1e-6)
+
+
+def test_gan_settings_parse_and_reject_bad_ones():
+    cfg = GanLossConfig.parse("identity=0, adversarial=0.25,adversarial-kind=hinge,emphasis=1")
+    assert (cfg.identity, cfg.adversarial, cfg.adversarial_kind, cfg.emphasis) == (
+        0.0, 0.25, "hinge", 1.0,
+    )  # fmt: skip
+    assert GanLossConfig.parse("spectral_norm=false").spectral_norm is False
+    assert GanLossConfig.parse("identity_warmup=7", cfg).identity_warmup == 7
+    assert GanLossConfig.parse("identity_warmup=7", cfg).adversarial == 0.25  # keeps the base
+    for bad in ("identity", "sharpness=1", "identity=x", "adversarial_kind=wgan", "colour=-1"):
+        with pytest.raises(UsageError):
+            GanLossConfig.parse(bad)

@@ -17,8 +17,10 @@ import pytest
 
 from facetwin.errors import UsageError
 from facetwin.train import TrainConfig, read_loss_log, train
-from facetwin.train import trainer as trainer_mod
+from facetwin.train import gan as gan_mod
+from facetwin.train import step as step_mod
 from facetwin.train.checkpoint import list_snapshots
+from facetwin.train.gan import GanLossConfig
 
 
 def lite_cfg(faceset_a, faceset_b, model_dir, **kw) -> TrainConfig:
@@ -125,17 +127,21 @@ def test_ctrl_c_saves_then_reraises(tmp_path, faceset_woman, faceset_man):
     assert read_loss_log(tmp_path / "m")[-1]["iteration"] == stopped_at
 
 
+@pytest.mark.parametrize("arch", ["lite", "gan-lite"])
 def test_nan_loss_is_skipped_and_rolled_back(tmp_path, faceset_woman, faceset_man, monkeypatch,
-                                             caplog):  # fmt: skip
-    real = trainer_mod.compute_loss
+                                             caplog, arch):  # fmt: skip
+    # the plain step computes 2 losses per step, the GAN step 4 (recon and self_recon per side)
+    module, bad_call = (step_mod, 10) if arch == "lite" else (gan_mod, 20)
+    real = module.compute_loss
     calls = itertools.count()
 
     def poisoned(*args):
         loss = real(*args)
-        return loss * float("nan") if next(calls) == 10 else loss  # step 6, side A
+        return loss * float("nan") if next(calls) == bad_call else loss  # step 6, side A
 
-    monkeypatch.setattr(trainer_mod, "compute_loss", poisoned)
-    cfg = lite_cfg(faceset_woman, faceset_man, tmp_path / "m", iterations=8, save_every=3)
+    monkeypatch.setattr(module, "compute_loss", poisoned)
+    cfg = lite_cfg(faceset_woman, faceset_man, tmp_path / "m", iterations=8, save_every=3,
+                   arch=arch, gan=GanLossConfig(identity=0))  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="facetwin.train.trainer"):
         result = train(cfg, progress=False)
     assert result.skipped_steps == 1 and result.iterations == 8
@@ -145,7 +151,7 @@ def test_nan_loss_is_skipped_and_rolled_back(tmp_path, faceset_woman, faceset_ma
 
 
 def test_time_limit_and_bf16_autocast_on_cpu(tmp_path, faceset_woman, faceset_man):
-    cfg = lite_cfg(faceset_woman, faceset_man, tmp_path / "m", minutes=0.02, amp="bf16",
+    cfg = lite_cfg(faceset_woman, faceset_man, tmp_path / "m", minutes=0.1, amp="bf16",
                    save_every=1000)  # fmt: skip
     result = train(cfg, progress=False)
     assert result.stopped == "minutes" and result.iterations >= 1

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from facetwin import __version__
 from facetwin.errors import FacetwinError
@@ -77,6 +78,12 @@ def _cmd_train(a: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
+    if a.gan:
+        from facetwin.train.gan import GanLossConfig
+        from facetwin.train.trainer import read_saved_config
+
+        saved = read_saved_config(Path(a.model))
+        kwargs["gan"] = GanLossConfig.parse(a.gan, saved.gan if saved else None)
     r = train(TrainConfig(model_dir=a.model, **kwargs), progress=not a.quiet)
     losses = f"loss A {r.loss_a:.4f} B {r.loss_b:.4f}" if r.loss_a is not None else "no step run"
     print(
@@ -208,13 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-A", dest="faceset_a", metavar="FACESET_A", help="face set of identity A")
     t.add_argument("-B", dest="faceset_b", metavar="FACESET_B", help="face set of identity B")
     t.add_argument("-m", "--model", required=True, metavar="MODEL_DIR")
-    t.add_argument("--arch", help="original (default), lite, ...")
+    t.add_argument("--arch", help="original (default), lite, original128, gan")
     t.add_argument("--batch", type=int, help="faces per identity per step (16)")
     t.add_argument("--iterations", type=int, help="train until this iteration")
     t.add_argument("--minutes", type=float, help="train for this long")
     t.add_argument("--coverage", type=float, help="training crop coverage (1.0 = tight face)")
     t.add_argument("--seed", type=int)
     t.add_argument("--device", default=None, choices=DEVICE_CHOICES)
+    t.add_argument(
+        "--gan",
+        metavar="NAME=VALUE,...",
+        help="gan arch loss settings, e.g. 'identity=0,adversarial=0.2' (docs/training.md)",
+    )
 
     c = add("convert", _cmd_convert, "Swap faces in a photo, folder of photos or video.")
     c.add_argument("input", metavar="INPUT")

@@ -104,8 +104,10 @@ class SwapModel:
         # channels-last kernels, which are slower on CPU at these sizes
         x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).copy()).to(device)
         x = x.float() / 255.0
+        # ``draw``: models that predict a mask (gan) return the face composited through it
+        draw = getattr(self.net, "draw", self.net)
         with torch.inference_mode():
-            y = self.net(x, side)
+            y = draw(x, side)
         out = (y.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         return list(out)
 

@@ -184,11 +184,14 @@ def save_snapshot(
     optimizer: torch.optim.Optimizer,
     state: dict[str, Any],
     keep: int,
+    aux: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
 ) -> Path:
     """Write snapshot ``iteration`` atomically and prune all but the newest ``keep``.
 
     ``state`` holds the JSON part (arch, config, losses, ...); this adds the iteration, the
-    optimizer scalars, RNG states and checksums.
+    optimizer scalars, RNG states and checksums. ``aux`` adds further tensor files, one per
+    name (``aux-NAME.safetensors``: the GAN's discriminators and their optimizer), read back
+    with :func:`read_aux`.
     """
     root = Path(model_dir) / SNAPSHOTS
     final = root / snapshot_name(iteration)
@@ -201,7 +204,11 @@ def save_snapshot(
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
         files: dict[str, dict[str, Any]] = {}
-        for name, tensors in ((MODEL_FILE, weights), (OPTIM_FILE, opt_tensors)):
+        extra = [
+            (aux_file(k), {n: t.detach().cpu().contiguous() for n, t in v.items()})
+            for k, v in (aux or {}).items()
+        ]
+        for name, tensors in [(MODEL_FILE, weights), (OPTIM_FILE, opt_tensors), *extra]:
             # Straight to the file (no 1 GB bytes object for original's Adam state), then
             # hashed back from the page cache.
             st_save_file(tensors, str(tmp / name), metadata={"format": FORMAT})
@@ -265,6 +272,21 @@ def read_tensors(snapshot: Path, name: str, doc: Mapping[str, Any]) -> dict[str,
         return st_load_file(str(path))
     except (SafetensorError, ValueError, OSError) as e:
         raise InputError(f"checkpoint file {path} is not valid safetensors ({e})") from None
+
+
+def aux_file(name: str) -> str:
+    return f"aux-{name}.safetensors"
+
+
+def read_aux(snapshot: Path, doc: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
+    """The ``aux`` tensor files ``names`` of a snapshot (checked like the model's);
+    ModelMismatchError if one is missing (e.g. a snapshot of a plain-L1 run)."""
+    out = {}
+    for name in names:
+        if aux_file(name) not in doc.get("files", {}):
+            raise ModelMismatchError(f"snapshot {snapshot} has no {name} state to resume from")
+        out[name] = read_tensors(snapshot, aux_file(name), doc)
+    return out
 
 
 def check_fits(weights: Mapping[str, torch.Tensor], model: torch.nn.Module, what: str) -> None:

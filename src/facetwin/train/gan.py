@@ -4,8 +4,9 @@ Why each generator term is there (weights in :class:`GanLossConfig`):
 
 - ``recon``: L1 of the *composited* output (``alpha * rgb + (1 - alpha) * input``) against the
   un-warped target: the main signal, as in every autoencoder swap.
-- ``self_recon`` (small): L1 of the *raw* RGB against the target. Convert uses the raw RGB,
-  and without this term the RGB may be anything where alpha is near 0.
+- ``self_recon`` (small): L1 of the *raw* RGB against the target. Where alpha is partial the
+  raw RGB shows through, and without this term it may be anything where alpha is near 0 (the
+  "harmonious but different" trick: it also helps the edges blend).
 - ``adversarial``: a per-identity PatchGAN judges 8x8 overlapping patches of the composite; it
   penalises the blur L1 settles for (LSGAN or hinge).
 - ``identity``: distance between the dlib face embeddings (:class:`FaceResNet`, frozen) of the
@@ -20,16 +21,17 @@ The adversarial and identity weights ramp up linearly over their warm-up iterati
 noisy gradients on a generator that cannot draw a face yet, and early on they only slow down
 reconstruction.
 
-:class:`GanStep` is self-contained (its own optimizers, discriminators and iteration count).
-Hook the trainer needs to use it: build a ``GanStep`` instead of ``TrainStep`` when the arch is
-``gan`` and call ``step(batch["a"], batch["b"])`` per iteration; snapshot and restore
-``GanStep.state_dict()`` (the discriminators, both optimizers, the iteration for the warm-up)
-alongside the model; report ``recon_a``/``recon_b`` as ``loss_a``/``loss_b``. ``TrainStep`` can
-still train the model without these terms (``forward_pair`` returns RGB only).
+:class:`GanStep` drives one iteration (generator, then discriminators). The trainer builds it
+for ``--arch gan`` in place of the plain step: the generator's Adam is the trainer's own (saved
+as the snapshot's optimizer), the discriminators and their Adam go into the snapshot as extra
+tensor files (:meth:`GanStep.aux_state`), and the reconstruction terms use the trainer's
+``--loss`` with the eye/mouth emphasis of :attr:`GanLossConfig.emphasis` (the GAN's expression
+guard: the adversarial term alone happily trades a mouth shape for sharper skin).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +40,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from facetwin.errors import UsageError
+from facetwin.train.losses import LossSpec, compute_loss
 from facetwin.train.models.base import SIDES
 from facetwin.train.models.gan import GanSwap
+from facetwin.train.step import Precision, StepOutput, autocast, to_images
 
 ADVERSARIAL_KINDS = ("lsgan", "hinge")
+#: The extra tensor files a GAN snapshot holds (see :meth:`GanStep.aux_state`).
+GAN_AUX = ("discriminators", "d_optim")
 
 
 class PatchDiscriminator(nn.Module):
@@ -138,6 +144,7 @@ class GanLossConfig:
     mask_l1: float = 0.01
     mask_tv: float = 0.1
     colour: float = 1.0
+    emphasis: float = 2.0  # eyes and mouth count 1 + emphasis in the reconstruction terms
     adversarial_kind: str = "lsgan"
     adversarial_warmup: int = 1000
     identity_warmup: int = 1000
@@ -151,6 +158,38 @@ class GanLossConfig:
             )
         if min(self.adversarial_warmup, self.identity_warmup) < 0:
             raise UsageError("warm-up iterations must be >= 0")
+        weights = (self.recon, self.self_recon, self.adversarial, self.identity, self.mask_l1)
+        if min(*weights, self.mask_tv, self.colour, self.emphasis) < 0:
+            raise UsageError("GAN loss weights must be >= 0")
+
+    @classmethod
+    def parse(cls, text: str, base: GanLossConfig | None = None) -> GanLossConfig:
+        """``"identity=0,adversarial=0.2"`` (the CLI's ``--gan``) applied over ``base``."""
+        from dataclasses import fields, replace
+
+        types = {f.name: f.type for f in fields(cls)}
+        changes: dict[str, Any] = {}
+        for item in filter(None, (t.strip() for t in text.split(","))):
+            key, eq, value = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not eq or key not in types:
+                raise UsageError(
+                    f"bad --gan setting {item!r}; use NAME=VALUE with NAME one of "
+                    + ", ".join(types)
+                )
+            kind = str(types[key])
+            try:
+                if "bool" in kind:
+                    changes[key] = value.strip().lower() in ("1", "true", "yes", "on")
+                elif "int" in kind:
+                    changes[key] = int(value)
+                elif "str" in kind:
+                    changes[key] = value.strip()
+                else:
+                    changes[key] = float(value)
+            except ValueError:
+                raise UsageError(f"bad value in --gan setting {item!r}") from None
+        return replace(base or cls(), **changes)
 
     def ramp(self, weight: float, warmup: int, iteration: int) -> float:
         """``weight`` scaled by min(1, iteration / warmup)."""
@@ -178,16 +217,20 @@ def generator_terms(
     rgb: torch.Tensor,
     alpha: torch.Tensor,
     kind: str = "lsgan",
+    recon: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Unweighted generator terms of one identity's batch (all floats in [0, 1]).
 
-    ``adversarial`` is left out without a discriminator, ``identity`` without a face net.
+    ``recon(pred, target)`` is the reconstruction loss (the trainer passes its ``--loss`` with the
+    eye/mouth emphasis; default plain L1). ``adversarial`` is left out without a discriminator,
+    ``identity`` without a face net.
     """
     rgb, alpha, x, target = rgb.float(), alpha.float(), x.float(), target.float()
+    rec = recon or (lambda p, t: (p - t).abs().mean())
     out = model.composite(x, rgb, alpha)
     terms = {
-        "recon": (out - target).abs().mean(),
-        "self_recon": (rgb - target).abs().mean(),
+        "recon": rec(out, target),
+        "self_recon": rec(rgb, target),
         "mask_l1": alpha.mean(),
         "mask_tv": total_variation(alpha),
         "colour": colour_loss(rgb, x),
@@ -199,19 +242,28 @@ def generator_terms(
     return terms
 
 
-def as_images(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+def as_images(t: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
     """uint8 (the loader's format) or float tensor -> float [0, 1] on ``device``."""
-    t = t.to(device)
-    return t.float().div_(255) if t.dtype == torch.uint8 else t.float()
+    if t.dtype == torch.uint8:
+        return to_images(t, device, channels_last)
+    t = t.to(device).float()
+    return t.contiguous(memory_format=torch.channels_last) if channels_last else t
 
 
 class GanStep:
     """One GAN iteration over both identities: a generator step, then a discriminator step.
 
     ``step(batch_a, batch_b)`` takes the side dicts of :class:`~facetwin.train.data.PairDataset`
-    (uint8 ``warped`` and ``target``, NCHW) or float tensors in [0, 1], and returns every term
-    per side, the weighted generator total and the discriminator loss, as floats.
+    (uint8 ``warped``, ``target``, ``mask``, ``regions``, NCHW) or float tensors in [0, 1], and
+    returns every term per side, the weighted generator total and the discriminator loss, as
+    floats. Calling the step with a whole batch (``{"a": ..., "b": ...}``) returns a
+    :class:`~facetwin.train.step.StepOutput` like :class:`~facetwin.train.step.TrainStep`, so the
+    trainer drives both the same way.
+
     ``face_net`` (usually ``FaceResNet.from_dlib()``) enables the identity term; None skips it.
+    ``optimizer`` is the generator's (the trainer's Adam, saved with the model); None makes one.
+    ``loss`` is the reconstruction loss spec (eye/mouth emphasis needs the batch's regions).
+    A non-finite generator loss skips both updates (the trainer rolls back, as for the others).
     """
 
     def __init__(
@@ -224,6 +276,10 @@ class GanStep:
         d_lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         discriminator_widths: tuple[int, ...] = (64, 128, 256),
+        optimizer: torch.optim.Optimizer | None = None,
+        precision: Precision | None = None,
+        channels_last: bool = False,
+        loss: LossSpec | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.cfg = cfg or GanLossConfig()
@@ -232,69 +288,122 @@ class GanStep:
         self.discriminators = nn.ModuleDict(
             {s: PatchDiscriminator(discriminator_widths, self.cfg.spectral_norm) for s in SIDES}
         ).to(self.device)
+        if channels_last:
+            self.discriminators.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         # a 4x higher discriminator rate (TTUR): it must keep up with the generator to give a
         # useful gradient, and its updates are cheap
-        self.g_opt = torch.optim.Adam(self.model.parameters(), lr=lr, betas=betas)
+        self.g_opt = optimizer or torch.optim.Adam(self.model.parameters(), lr=lr, betas=betas)
         self.d_opt = torch.optim.Adam(self.discriminators.parameters(), lr=d_lr, betas=betas)
+        self.precision = precision or Precision()
+        self.channels_last = channels_last
+        self.loss = loss
+        scaled = self.precision.scaler
+        self.g_scaler = torch.amp.GradScaler(self.device.type) if scaled else None
+        self.d_scaler = torch.amp.GradScaler(self.device.type) if scaled else None
         self.iteration = 0
 
-    def _inputs(self, side: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return as_images(side["warped"], self.device), as_images(side["target"], self.device)
+    def _inputs(self, side: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cl = self.channels_last
+        out = {k: as_images(side[k], self.device, cl) for k in ("warped", "target")}
+        for k in ("mask", "regions"):
+            if k in side:
+                out[k] = as_images(side[k], self.device)
+        return out
+
+    def _recon(
+        self, side: dict[str, torch.Tensor]
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        if self.loss is None or "mask" not in side or "regions" not in side:
+            return None
+        spec, mask, regions = self.loss, side["mask"], side["regions"]
+        return lambda pred, target: compute_loss(spec, pred, target, mask, regions)
+
+    def _backward(
+        self, total: torch.Tensor, opt: torch.optim.Optimizer, scaler: Any | None
+    ) -> None:
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(total).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            total.backward()
+            opt.step()
+
+    def __call__(self, batch: dict[str, Any]) -> StepOutput:
+        stats = self.step(batch["a"], batch["b"])
+        finite = bool(stats.pop("finite"))
+        return StepOutput(stats["recon_a"], stats["recon_b"], finite, stats)
 
     def step(
         self, batch_a: dict[str, torch.Tensor], batch_b: dict[str, torch.Tensor]
     ) -> dict[str, float]:
         cfg = self.cfg
         weights = cfg.weights(self.iteration)
+        self.iteration += 1
         use_adv = weights["adversarial"] > 0
         use_id = self.face_net is not None and weights["identity"] > 0
         inputs = {"a": self._inputs(batch_a), "b": self._inputs(batch_b)}
-        (ra, aa), (rb, ab) = self.model.forward_rgba_pair(inputs["a"][0], inputs["b"][0])
-        outputs = {"a": (ra, aa), "b": (rb, ab)}
 
         # generator: the discriminators only judge here, so they take no gradient
         self.discriminators.requires_grad_(False)
-        stats: dict[str, float] = {}
-        g_total = ra.new_zeros((), dtype=torch.float32)
+        # detached scalars, copied to the host once at the end (one sync per step, not 20)
+        values: dict[str, torch.Tensor] = {}
         composites: dict[str, torch.Tensor] = {}
-        for s in SIDES:
-            x, target = inputs[s]
-            rgb, alpha = outputs[s]
-            terms = generator_terms(
-                self.model,
-                self.discriminators[s] if use_adv else None,
-                self.face_net if use_id else None,
-                x,
-                target,
-                rgb,
-                alpha,
-                cfg.adversarial_kind,
+        with autocast(self.device, self.precision):
+            outputs = dict(
+                zip(
+                    SIDES,
+                    self.model.forward_rgba_pair(inputs["a"]["warped"], inputs["b"]["warped"]),
+                )
             )
-            for name, value in terms.items():
-                g_total = g_total + weights[name] * value
-                stats[f"{name}_{s}"] = float(value.detach())
-            composites[s] = self.model.composite(x, rgb, alpha).detach()
-        self.g_opt.zero_grad(set_to_none=True)
-        g_total.backward()
-        self.g_opt.step()
+            g_total = torch.zeros((), device=self.device)
+            for s in SIDES:
+                x, target = inputs[s]["warped"], inputs[s]["target"]
+                rgb, alpha = outputs[s]
+                terms = generator_terms(
+                    self.model,
+                    self.discriminators[s] if use_adv else None,
+                    self.face_net if use_id else None,
+                    x,
+                    target,
+                    rgb,
+                    alpha,
+                    cfg.adversarial_kind,
+                    self._recon(inputs[s]),
+                )
+                for name, value in terms.items():
+                    g_total = g_total + weights[name] * value.float()
+                    values[f"{name}_{s}"] = value.detach().float()
+                composites[s] = self.model.composite(x, rgb, alpha).detach()
+        values["g_total"] = g_total.detach()
         self.discriminators.requires_grad_(True)
-        stats["g_total"] = float(g_total.detach())
+        # the finiteness check needs the host anyway; it costs the one sync of the step
+        if not bool(torch.isfinite(g_total.detach())):
+            return {**self._host(values, weights), "finite": 0.0}
+        self._backward(g_total, self.g_opt, self.g_scaler)
 
         # discriminator: real targets against the (detached) composites
         d_total = torch.zeros((), device=self.device)
-        for s in SIDES:
-            disc = self.discriminators[s]
-            d_side = d_loss(cfg.adversarial_kind, disc(inputs[s][1]), disc(composites[s]))
-            d_total = d_total + d_side
-            stats[f"d_{s}"] = float(d_side.detach())
-        self.d_opt.zero_grad(set_to_none=True)
-        d_total.backward()
-        self.d_opt.step()
+        with autocast(self.device, self.precision):
+            for s in SIDES:
+                disc = self.discriminators[s]
+                real, fake = disc(inputs[s]["target"]).float(), disc(composites[s]).float()
+                d_side = d_loss(cfg.adversarial_kind, real, fake)
+                d_total = d_total + d_side
+                values[f"d_{s}"] = d_side.detach()
+        if bool(torch.isfinite(d_total.detach())):  # a NaN would poison the discriminator
+            self._backward(d_total, self.d_opt, self.d_scaler)
+        return {**self._host(values, weights), "finite": 1.0}
 
+    @staticmethod
+    def _host(values: dict[str, torch.Tensor], weights: dict[str, float]) -> dict[str, float]:
+        host = torch.stack(list(values.values())).float().cpu().tolist()
+        stats = dict(zip(values, host))
         stats.update({f"w_{k}": v for k, v in weights.items() if k in ("adversarial", "identity")})
-        self.iteration += 1
         return stats
 
+    # -- persistence: the discriminators' part of a snapshot --------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """What a snapshot needs besides the model weights to resume GAN training exactly."""
         return {
@@ -309,6 +418,33 @@ class GanStep:
         self.discriminators.load_state_dict(state["discriminators"])
         self.g_opt.load_state_dict(state["g_opt"])
         self.d_opt.load_state_dict(state["d_opt"])
+
+    def aux_state(self) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
+        """The discriminators and their optimizer as safetensors-ready tensor files plus JSON
+        (the generator and its optimizer are the snapshot's model and optimizer files)."""
+        from facetwin.train.checkpoint import flatten_optimizer
+
+        opt_tensors, opt_meta = flatten_optimizer(self.d_opt.state_dict())
+        scalers = {
+            name: sc.state_dict()
+            for name, sc in (("g", self.g_scaler), ("d", self.d_scaler))
+            if sc is not None
+        }
+        tensors = {"discriminators": dict(self.discriminators.state_dict()), "d_optim": opt_tensors}
+        return tensors, {"d_optim": opt_meta, "scalers": scalers}
+
+    def load_aux_state(
+        self, tensors: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any], iteration: int
+    ) -> None:
+        """Inverse of :meth:`aux_state`; ``iteration`` restores the warm-up schedule."""
+        from facetwin.train.checkpoint import unflatten_optimizer
+
+        self.discriminators.load_state_dict(tensors["discriminators"])
+        self.d_opt.load_state_dict(unflatten_optimizer(tensors["d_optim"], meta["d_optim"]))
+        for name, sc in (("g", self.g_scaler), ("d", self.d_scaler)):
+            if sc is not None and name in meta.get("scalers", {}):
+                sc.load_state_dict(meta["scalers"][name])
+        self.iteration = iteration
 
 
 __all__ = [

@@ -32,8 +32,18 @@ from facetwin.train import checkpoint as ckpt
 from facetwin.train import ddp
 from facetwin.train.augment import AugmentConfig
 from facetwin.train.data import FaceBank, PairDataset, load_bank, make_loader, preview_indices
-from facetwin.train.losses import LossSpec, compute_loss, parse_loss
+from facetwin.train.gan import GAN_AUX, GanLossConfig, GanStep
+from facetwin.train.losses import parse_loss
 from facetwin.train.models import SwapAutoencoder, arch_info, build_model
+from facetwin.train.models.gan import GanSwap
+from facetwin.train.step import (
+    Precision,
+    StepOutput,
+    TrainStep,
+    autocast,
+    choose_precision,
+    to_images,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +110,7 @@ class TrainConfig:
     amp: str = "auto"
     channels_last: bool | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    gan: GanLossConfig = field(default_factory=GanLossConfig)  # the gan arch's loss weights
 
     def __post_init__(self) -> None:
         # Accept the JSON shapes too (lists, nested dicts), so TrainConfig(**json) round-trips.
@@ -107,6 +118,9 @@ class TrainConfig:
         if isinstance(self.augment, dict):
             known = {f.name for f in fields(AugmentConfig)}
             self.augment = AugmentConfig(**{k: v for k, v in self.augment.items() if k in known})
+        if isinstance(self.gan, dict):
+            known = {f.name for f in fields(GanLossConfig)}
+            self.gan = GanLossConfig(**{k: v for k, v in self.gan.items() if k in known})
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -226,122 +240,6 @@ def _absolute(path: str | None) -> str | None:
     return None if path is None else str(Path(path).expanduser().resolve())
 
 
-# -- precision and the step --------------------------------------------------------------------
-@dataclass(frozen=True)
-class Precision:
-    """Autocast dtype (None: plain fp32) and whether fp16 needs a GradScaler."""
-
-    dtype: torch.dtype | None = None
-    scaler: bool = False
-
-
-def choose_precision(amp: str, device: torch.device) -> Precision:
-    """Mixed precision where it is safe and fast: bf16 on CUDA (fp16 + scaler on older GPUs).
-
-    Not automatic on CPU: only CPUs with AVX512-BF16/AMX gain, and bf16's 8-bit mantissa makes
-    the small late-training updates noisier; ``amp="bf16"`` asks for it explicitly.
-    """
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
-        return Precision()
-    if device.type == "cuda":
-        if amp in ("auto", "bf16") and torch.cuda.is_bf16_supported():
-            return Precision(torch.bfloat16)
-        if amp == "bf16":
-            raise UsageError("this GPU has no bf16; use --amp fp16 or --amp off")
-        return Precision(torch.float16, scaler=True)
-    if amp == "bf16" and device.type == "cpu":
-        return Precision(torch.bfloat16)
-    raise UsageError(f"--amp {amp} is not supported on {device.type}; use --amp off")
-
-
-def to_images(t: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """uint8 NCHW from the loader -> float [0, 1] on ``device`` (converted there: 4x less copy)."""
-    x = t.to(device, non_blocking=True).float().div_(255)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
-
-
-class _PairForward(nn.Module):
-    """A and B in one forward, so DDP sees every parameter used (see forward_pair)."""
-
-    def __init__(self, model: SwapAutoencoder) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, xa: torch.Tensor, xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.forward_pair(xa, xb)
-
-
-@dataclass
-class StepOutput:
-    loss_a: float
-    loss_b: float
-    finite: bool
-
-
-class TrainStep:
-    """One optimisation step on a batch from :class:`PairDataset` (also used by the benchmark)."""
-
-    def __init__(
-        self,
-        model: SwapAutoencoder,
-        optimizer: torch.optim.Optimizer,
-        loss: LossSpec,
-        device: torch.device,
-        precision: Precision,
-        channels_last: bool,
-        dist: ddp.DistInfo | None = None,
-    ) -> None:
-        self.model = model
-        self.optimizer = optimizer
-        self.loss = loss
-        self.device = device
-        self.precision = precision
-        self.channels_last = channels_last
-        self.dist = dist or ddp.DistInfo()
-        self.scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
-        pair: nn.Module = _PairForward(model)
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [device.index] if device.type == "cuda" else None
-            pair = DistributedDataParallel(pair, device_ids=ids)
-        self.pair = pair
-
-    def inputs(self, side: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        cl = self.channels_last
-        return tuple(
-            to_images(side[k], self.device, cl and k in ("warped", "target"))
-            for k in ("warped", "target", "mask", "regions")
-        )
-
-    def __call__(self, batch: dict[str, Any]) -> StepOutput:
-        xa, ta, ma, ra = self.inputs(batch["a"])
-        xb, tb, mb, rb = self.inputs(batch["b"])
-        dtype = self.precision.dtype
-        with torch.autocast(
-            self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
-        ):
-            pa, pb = self.pair(xa, xb)
-        la = compute_loss(self.loss, pa, ta, ma, ra)
-        lb = compute_loss(self.loss, pb, tb, mb, rb)
-        values = torch.stack([la.detach(), lb.detach()]).cpu()
-        finite = bool(torch.isfinite(values).all())
-        (bad,) = ddp.any_flags(self.dist, self.device, not finite)
-        out = StepOutput(float(values[0]), float(values[1]), not bad)
-        if bad:
-            return out
-        self.optimizer.zero_grad(set_to_none=True)
-        total = la + lb
-        if self.scaler is not None:
-            self.scaler.scale(total).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            total.backward()
-            self.optimizer.step()
-        return out
-
-
 def make_optimizer(
     model: nn.Module, cfg: TrainConfig, device: torch.device
 ) -> torch.optim.Optimizer:
@@ -365,14 +263,10 @@ def preview_grid(
     A header line marks the image as synthetic, as every facetwin output is.
     """
     rows = []
-    dtype = precision.dtype
-    with (
-        torch.no_grad(),
-        torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
-    ):
+    with torch.no_grad(), autocast(device, precision):
         for side, other in (("a", "b"), ("b", "a")):
             x = to_images(faces[side], device, channels_last)
-            for img in (x, model(x, side), model(x, other)):
+            for img in (x, model.draw(x, side), model.draw(x, other)):
                 tiles = (img.float().clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu()
                 rows.append(np.hstack(list(tiles.numpy())))
     grid = np.vstack(rows)
@@ -525,19 +419,61 @@ class _Run:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.optimizer = make_optimizer(self.model, cfg, self.device)
-        self.step = TrainStep(
-            self.model,
-            self.optimizer,
-            parse_loss(cfg.loss, cfg.emphasis),
-            self.device,
-            self.precision,
-            self.channels_last,
-            dist,
+        self.step: TrainStep | GanStep = (
+            self.gan_step() if isinstance(self.model, GanSwap) else self.plain_step()
         )
         self.iteration = 0
         self.saved_at: int | None = None
         self.identities: dict[str, Any] = {}
         self.losses: tuple[float, float] | None = None
+
+    def plain_step(self) -> TrainStep:
+        cfg = self.cfg
+        loss = parse_loss(cfg.loss, cfg.emphasis)
+        return TrainStep(
+            self.model,
+            self.optimizer,
+            loss,
+            self.device,
+            self.precision,
+            self.channels_last,
+            self.dist,
+        )
+
+    def gan_step(self) -> GanStep:
+        """The adversarial step for models that predict a mask (see :mod:`facetwin.train.gan`)."""
+        cfg = self.cfg
+        if self.dist.enabled:
+            raise UsageError("--arch gan trains in one process only (no torchrun/DDP yet)")
+        face_net = None
+        if cfg.gan.identity > 0:
+            from facetwin.extract.face_resnet import FaceResNet
+
+            face_net = FaceResNet.from_dlib()
+        assert isinstance(self.model, GanSwap)
+        return GanStep(
+            self.model,
+            cfg.gan,
+            face_net,
+            self.device,
+            betas=cfg.betas,
+            optimizer=self.optimizer,
+            precision=self.precision,
+            channels_last=self.channels_last,
+            loss=parse_loss(cfg.loss, cfg.gan.emphasis),
+        )
+
+    @property
+    def scaler(self) -> Any:
+        return self.step.scaler if isinstance(self.step, TrainStep) else None
+
+    def load(self, snap: Path) -> dict[str, Any]:
+        """Weights, optimizer state (and the GAN's discriminators) of ``snap``."""
+        doc = ckpt.load_snapshot(snap, self.model, self.arch, self.optimizer)
+        if isinstance(self.step, GanStep):
+            tensors = ckpt.read_aux(snap, doc, list(GAN_AUX))
+            self.step.load_aux_state(tensors, doc.get("gan", {}), int(doc["iteration"]))
+        return doc
 
     # -- persistence ---------------------------------------------------------------------------
     def write_config(self) -> None:
@@ -551,11 +487,11 @@ class _Run:
         snap = ckpt.latest_snapshot(self.dir)
         if snap is None:
             return None
-        doc = ckpt.load_snapshot(snap, self.model, self.arch, self.optimizer)
+        doc = self.load(snap)
         self.iteration = self.saved_at = int(doc["iteration"])
         ckpt.set_rng_state(doc.get("rng", {}))
-        if self.step.scaler is not None and doc.get("scaler"):
-            self.step.scaler.load_state_dict(doc["scaler"])
+        if self.scaler is not None and doc.get("scaler"):
+            self.scaler.load_state_dict(doc["scaler"])
         log.info("resuming %s from iteration %d", self.dir, self.iteration)
         return snap
 
@@ -577,10 +513,13 @@ class _Run:
             },
             "time": time.time(),
         }
-        if self.step.scaler is not None:
-            state["scaler"] = self.step.scaler.state_dict()
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        aux = None
+        if isinstance(self.step, GanStep):
+            aux, state["gan"] = self.step.aux_state()
         snap = ckpt.save_snapshot(
-            self.dir, self.iteration, self.model, self.optimizer, state, self.cfg.keep
+            self.dir, self.iteration, self.model, self.optimizer, state, self.cfg.keep, aux
         )
         self.saved_at = self.iteration
         return snap
@@ -597,7 +536,9 @@ class _Run:
                 self.iteration,
             )
             return
-        ckpt.load_snapshot(snap, self.model, self.arch, self.optimizer)
+        self.load(snap)
+        if isinstance(self.step, GanStep):
+            self.step.iteration = self.iteration  # the warm-ups go on from here
         log.warning(
             "non-finite loss at iteration %d; skipped it and rolled back to %s",
             self.iteration,
@@ -739,6 +680,7 @@ class _Run:
                 "loss_a": out.loss_a,
                 "loss_b": out.loss_b,
                 "samples_per_s": round(rate, 2),
+                **{k: round(v, 6) for k, v in out.terms.items()},
             }
             log_file.write(json.dumps(line) + "\n")
             log_file.flush()

@@ -44,7 +44,7 @@ def build_model(name: str) -> SwapAutoencoder:
 
 
 # Plugin modules register themselves on import; keep this list the only place that names them.
-from facetwin.train.models import gan, lite, original, original128  # noqa: E402,F401
+from facetwin.train.models import gan, gan_lite, lite, original, original128  # noqa: E402,F401
 
 __all__ = [
     "ARCHITECTURES",

@@ -144,6 +144,11 @@ class SwapAutoencoder(nn.Module):
         """Reconstruct ``x`` as identity ``side`` ('a' or 'b')."""
         return self.decoders[side](self.encoder(x))
 
+    def draw(self, x: torch.Tensor, side: str) -> torch.Tensor:
+        """The face convert pastes for input ``x`` drawn as ``side``: the plain output here;
+        models that predict a mask composite it over ``x`` (see ``GanSwap``)."""
+        return self(x, side)
+
     def swap(self, faces: torch.Tensor, direction: str) -> torch.Tensor:
         """Faces of one identity drawn as the other; see :func:`swap`."""
         return swap(self, faces, direction)
@@ -166,7 +171,7 @@ def swap(model: SwapAutoencoder, faces: torch.Tensor, direction: str) -> torch.T
     """
     if direction not in ("a2b", "b2a"):
         raise ValueError(f"direction must be 'a2b' or 'b2a', not {direction!r}")
-    return model(faces, direction[-1])
+    return model.draw(faces, direction[-1])
 
 
 def forward_flops(spec: AutoencoderSpec, decoders: int = 1) -> dict[str, int]:

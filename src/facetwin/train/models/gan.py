@@ -7,9 +7,11 @@ learns is also a soft, pose-aware blend mask for convert. The adversarial and id
 that make up the rest of faceswap-GAN live in :mod:`facetwin.train.gan`.
 
 Convert compatibility: ``forward(x, side)`` returns the raw RGB (N, 3, S, S) in [0, 1], like
-every other architecture; :meth:`GanSwap.forward_rgba` gives (rgb, alpha) and
-:meth:`GanSwap.composite` blends. ``forward_pair`` also returns RGB only, so the ordinary
-:class:`~facetwin.train.trainer.TrainStep` can train this model without the GAN terms.
+every other architecture; :meth:`GanSwap.forward_rgba` gives (rgb, alpha),
+:meth:`GanSwap.composite` blends, and :meth:`GanSwap.draw` (what convert and the training
+preview call) returns the composite over the input crop. ``forward_pair`` also returns RGB
+only, so the plain :class:`~facetwin.train.step.TrainStep` could train it without the GAN terms;
+the trainer uses :class:`~facetwin.train.gan.GanStep`.
 
 64x64 in and out. Encoder: the ``original`` one (four 5x5 stride-2 convolutions 128-256-512-
 1024, dense 1024, back to 4x4x1024, upscale to 8x8x512). Decoder: upscales 256-128-64, a
@@ -98,6 +100,12 @@ class GanSwap(SwapAutoencoder):
     def forward(self, x: torch.Tensor, side: str) -> torch.Tensor:
         """The raw RGB as identity ``side``: what convert pastes (with its own mask)."""
         return self.forward_rgba(x, side)[0]
+
+    def draw(self, x: torch.Tensor, side: str) -> torch.Tensor:
+        """The composite: the drawn face over ``x`` through the predicted alpha (what training
+        optimises, so what convert pastes)."""
+        rgb, alpha = self.forward_rgba(x, side)
+        return self.composite(x, rgb, alpha)
 
     def forward_rgba_pair(
         self, xa: torch.Tensor, xb: torch.Tensor

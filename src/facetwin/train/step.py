@@ -1,0 +1,138 @@
+"""One optimisation step of the plain autoencoders, and the precision / layout helpers that the
+GAN step (:mod:`facetwin.train.gan`) and the benchmarks share with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from facetwin.errors import UsageError
+from facetwin.train import ddp
+from facetwin.train.losses import LossSpec, compute_loss
+from facetwin.train.models import SwapAutoencoder
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Autocast dtype (None: plain fp32) and whether fp16 needs a GradScaler."""
+
+    dtype: torch.dtype | None = None
+    scaler: bool = False
+
+
+def choose_precision(amp: str, device: torch.device) -> Precision:
+    """Mixed precision where it is safe and fast: bf16 on CUDA (fp16 + scaler on older GPUs).
+
+    Not automatic on CPU: only CPUs with AVX512-BF16/AMX gain, and bf16's 8-bit mantissa makes
+    the small late-training updates noisier; ``amp="bf16"`` asks for it explicitly.
+    """
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return Precision()
+    if device.type == "cuda":
+        if amp in ("auto", "bf16") and torch.cuda.is_bf16_supported():
+            return Precision(torch.bfloat16)
+        if amp == "bf16":
+            raise UsageError("this GPU has no bf16; use --amp fp16 or --amp off")
+        return Precision(torch.float16, scaler=True)
+    if amp == "bf16" and device.type == "cpu":
+        return Precision(torch.bfloat16)
+    raise UsageError(f"--amp {amp} is not supported on {device.type}; use --amp off")
+
+
+def autocast(device: torch.device, precision: Precision) -> Any:
+    """The autocast context for ``precision`` (a no-op one for plain fp32)."""
+    dtype = precision.dtype
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def to_images(t: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 NCHW from the loader -> float [0, 1] on ``device`` (converted there: 4x less copy)."""
+    x = t.to(device, non_blocking=True).float().div_(255)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
+
+
+class _PairForward(nn.Module):
+    """A and B in one forward, so DDP sees every parameter used (see forward_pair)."""
+
+    def __init__(self, model: SwapAutoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, xa: torch.Tensor, xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.forward_pair(xa, xb)
+
+
+@dataclass
+class StepOutput:
+    """What one step reports: the reconstruction loss per side (the number the progress bar and
+    loss log follow), whether it was applied, and any further named terms (the GAN's)."""
+
+    loss_a: float
+    loss_b: float
+    finite: bool
+    terms: dict[str, float] = field(default_factory=dict)
+
+
+class TrainStep:
+    """One optimisation step on a batch from :class:`PairDataset` (also used by the benchmark)."""
+
+    def __init__(
+        self,
+        model: SwapAutoencoder,
+        optimizer: torch.optim.Optimizer,
+        loss: LossSpec,
+        device: torch.device,
+        precision: Precision,
+        channels_last: bool,
+        dist: ddp.DistInfo | None = None,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.loss = loss
+        self.device = device
+        self.precision = precision
+        self.channels_last = channels_last
+        self.dist = dist or ddp.DistInfo()
+        self.scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
+        pair: nn.Module = _PairForward(model)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device.index] if device.type == "cuda" else None
+            pair = DistributedDataParallel(pair, device_ids=ids)
+        self.pair = pair
+
+    def inputs(self, side: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        cl = self.channels_last
+        return tuple(
+            to_images(side[k], self.device, cl and k in ("warped", "target"))
+            for k in ("warped", "target", "mask", "regions")
+        )
+
+    def __call__(self, batch: dict[str, Any]) -> StepOutput:
+        xa, ta, ma, ra = self.inputs(batch["a"])
+        xb, tb, mb, rb = self.inputs(batch["b"])
+        with autocast(self.device, self.precision):
+            pa, pb = self.pair(xa, xb)
+        la = compute_loss(self.loss, pa, ta, ma, ra)
+        lb = compute_loss(self.loss, pb, tb, mb, rb)
+        values = torch.stack([la.detach(), lb.detach()]).cpu()
+        finite = bool(torch.isfinite(values).all())
+        (bad,) = ddp.any_flags(self.dist, self.device, not finite)
+        out = StepOutput(float(values[0]), float(values[1]), not bad)
+        if bad:
+            return out
+        self.optimizer.zero_grad(set_to_none=True)
+        total = la + lb
+        if self.scaler is not None:
+            self.scaler.scale(total).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            total.backward()
+            self.optimizer.step()
+        return out
