@@ -14,6 +14,7 @@ from facetwin.train.checkpoint import (
     MODEL_FILE,
     STATE_FILE,
     flatten_optimizer,
+    latest_snapshot,
     list_snapshots,
     load_snapshot,
     unflatten_optimizer,
@@ -124,3 +125,24 @@ def test_model_dir_alone_resumes(trained, tmp_path):
     assert saved["arch"] == "lite" and saved["iterations"] == 4 and saved["batch"] == 2
     again = train(TrainConfig(model_dir=str(model_dir)), progress=False)
     assert again.stopped == "done" and again.iterations == 4
+
+
+def test_restored_adam_state_takes_the_channels_last_layout(trained, tmp_path):
+    # CUDA trains channels_last; fused Adam there refuses NCHW moments for channels_last
+    # parameters, which is what a snapshot (contiguous tensors) gives back without the fix
+    snap = latest_snapshot(trained[0])
+    torch.manual_seed(0)
+    model = build_model("lite").to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+    load_snapshot(snap, model, "lite", opt)
+    conv = [p for p in model.parameters() if p.ndim == 4]
+    assert conv and all(not p.is_contiguous() for p in conv)
+    for p in model.parameters():
+        for k in ("exp_avg", "exp_avg_sq"):
+            assert opt.state[p][k].stride() == p.stride(), k
+    # and a channels_last run resumes through train()
+    model_dir = copy_of(trained, tmp_path)
+    result = train(
+        TrainConfig(model_dir=str(model_dir), iterations=5, channels_last=True), progress=False
+    )
+    assert (result.start_iteration, result.iterations, result.skipped_steps) == (3, 5, 0)

@@ -224,6 +224,20 @@ def mean_luma(image: np.ndarray, region: FaceRegion) -> float:
     return float(luma(image[region.rows, region.cols])[region.inside].mean())
 
 
+def sharpness(image: np.ndarray, region: FaceRegion) -> float:
+    """Variance of the Laplacian of luma inside the face mask: the usual focus measure.
+
+    A blurry generated face scores far below the real one at the same place; compare the two
+    on the same region (their ratio), since the value grows with the face's size in pixels.
+    """
+    crop = luma(image[region.rows, region.cols]).astype(np.float32)
+    lap = cv2.Laplacian(crop, cv2.CV_32F, ksize=1)
+    # the mask's outermost pixel ring sees the background through the 3x3 kernel
+    inner = cv2.erode(region.inside.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    vals = lap[inner if inner.any() else region.inside]
+    return float(vals.var())
+
+
 def to_lab(image: np.ndarray) -> np.ndarray:
     """CIELAB (L* 0..100, a*, b* about -128..127) of an sRGB uint8 image, float32."""
     return cv2.cvtColor(np.asarray(image, np.float32) / 255.0, cv2.COLOR_RGB2Lab)

@@ -101,6 +101,8 @@ class FacePair:
     pose_orig: tuple[float, float, float]
     step_orig: float
     lab_orig: np.ndarray
+    sharp_orig: float = float("nan")  # variance of the Laplacian in the face region
+    sharp_swap: float = float("nan")  # ... the same region, swapped frame
     found: bool = False
     iou: float = float("nan")
     lm_swap: np.ndarray | None = None
@@ -328,6 +330,8 @@ def _analyse(
         pose_orig=head_pose(lm_o, shape[:2]),
         step_orig=M.border_color_step(orig, region, cfg.sectors),
         lab_orig=M.mean_lab(orig, region),
+        sharp_orig=M.sharpness(orig, region),
+        sharp_swap=M.sharpness(swap, region),
     )
     if embed_orig:
         pair.emb_orig = finder.embed(orig, lm_o)
@@ -537,6 +541,8 @@ def _blending(pairs: list[FacePair]) -> tuple[dict[str, object], dict]:
             "da": d[1],
             "db": d[2],
             "dE": float(np.linalg.norm(d)),
+            "sharp_orig": p.sharp_orig,
+            "sharp_swap": p.sharp_swap,
         }
 
     def col(key: str) -> np.ndarray:
@@ -555,6 +561,10 @@ def _blending(pairs: list[FacePair]) -> tuple[dict[str, object], dict]:
         "color_shift_a": M.finite_mean(col("da")),
         "color_shift_b": M.finite_mean(col("db")),
         "color_shift_dE": M.finite_mean(col("dE")),
+        "sharpness_original": M.finite_mean(col("sharp_orig")),
+        "sharpness_swap": M.finite_mean(col("sharp_swap")),
+        # per face, then the median: robust to the odd frame where the swap is a smear
+        "sharpness_ratio": float(np.nanmedian(col("sharp_swap") / col("sharp_orig"))),
     }, per
 
 
@@ -585,6 +595,8 @@ _PER_FRAME_KEYS = {
         "step_orig": "border_step_original",
         "step_swap": "border_step_swap",
         "dE": "color_shift_dE",
+        "sharp_orig": "sharpness_original",
+        "sharp_swap": "sharpness_swap",
     },
 }
 

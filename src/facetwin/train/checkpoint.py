@@ -332,7 +332,24 @@ def load_snapshot(
             optimizer.load_state_dict(opt)
         except (ValueError, KeyError, RuntimeError) as e:
             raise ModelMismatchError(f"optimizer state of {snapshot} does not fit ({e})") from None
+        match_layout(optimizer)
     return doc
+
+
+def match_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each per-parameter state tensor its parameter's memory layout.
+
+    Snapshots store contiguous (NCHW) tensors; ``load_state_dict`` restores device and dtype but
+    not strides, and the fused Adam kernels refuse channels_last parameters whose moments are
+    NCHW ("params, grads, exp_avgs ... must have same dtype, device, and layout"; found on a
+    CUDA resume).
+    """
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for k, v in state.items():
+                if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                    state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def find_snapshot(path: Path) -> Path:

@@ -1,0 +1,125 @@
+"""Architectures side by side at equal wall-clock training time on this machine (issue 7).
+
+Same data as ``heldout_swap.py``: frames 0-399 of the woman's clip and the man's two clips train
+each model for ``--minutes`` from scratch; the 72 held-out frames (400-471) are converted to the
+man and ``facetwin eval`` measures them. Per architecture: iterations and samples/s reached, ID
+retrieval (share of swapped faces nearer the man than the woman), pose and expression error,
+landmark jitter ratio (swap / original), sharpness ratio (variance of the Laplacian in the face,
+swap / original), seam (border colour step in excess of the original's, delta E).
+
+    python benchmarks/arch_compare.py [--minutes 8] [--archs original,lite,gan,original128]
+
+Each finished architecture is saved (bench_out/arch_compare/ARCH.json) and skipped when the
+script is run again with the same budget, so an interrupted comparison resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from heldout_swap import MAN, ROOT, SPLIT, WOMAN, cut  # noqa: E402
+
+COLUMNS = [
+    ("arch", "arch", "{}"),
+    ("iterations", "iterations", "{}"),
+    ("samples_per_s", "samples/s", "{:.1f}"),
+    ("id_retrieval", "ID retrieval", "{:.1%}"),
+    ("swap_to_b_mean", "dist to B", "{:.3f}"),
+    ("pose_error_mean", "pose err deg", "{:.1f}"),
+    ("expression_error_mean", "expr err", "{:.3f}"),
+    ("landmark_jitter_ratio", "jitter ratio", "{:.2f}"),
+    ("sharpness_ratio", "sharpness ratio", "{:.2f}"),
+    ("border_step_excess", "seam dE", "{:.2f}"),
+]
+
+
+def measure(arch: str, minutes: float, out: Path, fs_a: Path, fs_b: Path, clip: Path) -> dict:
+    from facetwin.convert.pipeline import ConvertConfig, convert
+    from facetwin.eval import EvalConfig, evaluate
+    from facetwin.train.trainer import TrainConfig, train
+
+    model = out / f"model_{arch}"
+    t0 = time.time()
+    r = train(
+        TrainConfig(
+            faceset_a=str(fs_a), faceset_b=str(fs_b), model_dir=str(model), arch=arch,
+            minutes=minutes, device="cpu", preview_every=500,
+        ),
+        progress=False,
+    )  # fmt: skip
+    swapped = out / f"heldout_{arch}.mp4"
+    convert(clip, model, swapped, ConvertConfig(direction="a2b", progress=False, device="cpu"))
+    m: dict[str, Any] = evaluate(
+        clip, swapped, model_dir=model, faceset_a=fs_a, faceset_b=fs_b,
+        output_dir=out / f"report_{arch}", cfg=EvalConfig(progress=False),
+    )  # fmt: skip
+    ident, att, tmp, bl = m["identity"], m["attributes"], m["temporal"], m["blending"]
+    return {
+        "arch": arch,
+        "minutes": minutes,
+        "iterations": r.iterations,
+        "samples_per_s": r.samples_per_s,
+        "swap_found_rate": m["frames"]["swap_found_rate"],
+        "id_retrieval": ident["id_retrieval"],
+        "swap_to_b_mean": ident["swap_to_b_mean"],
+        "swap_to_a_mean": ident["swap_to_a_mean"],
+        "pose_error_mean": att["pose_error_mean"],
+        "expression_error_mean": att["expression_error_mean"],
+        "landmark_jitter_ratio": tmp.get("landmark_jitter_ratio"),
+        "sharpness_ratio": bl.get("sharpness_ratio"),
+        "border_step_excess": bl.get("border_step_excess"),
+        "wall_s": round(time.time() - t0, 1),
+    }
+
+
+def table(rows: list[dict]) -> str:
+    head = "| " + " | ".join(t for _, t, _ in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        cells = []
+        for k, _, fmt in COLUMNS:
+            v = r.get(k)
+            cells.append("n/a" if v is None else fmt.format(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from facetwin.extract.pipeline import ExtractConfig, extract
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=8.0)
+    ap.add_argument("--archs", default="original,lite,gan,gan-lite,original128")
+    ap.add_argument("--out", default=str(ROOT / "bench_out" / "arch_compare"))
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_clip = cut(WOMAN, out / "woman_train.mp4", 0, SPLIT)
+    test_clip = cut(WOMAN, out / "woman_heldout.mp4", SPLIT, None)
+    fs_a, fs_b = out / "fs_woman_train", out / "fs_man"
+    extract([train_clip], fs_a, ExtractConfig(progress=False))
+    extract(MAN, fs_b, ExtractConfig(progress=False))  # type: ignore[arg-type]
+    rows = []
+    for arch in a.archs.split(","):
+        saved = out / f"{arch}.json"
+        if saved.is_file() and json.loads(saved.read_text()).get("minutes") == a.minutes:
+            rows.append(json.loads(saved.read_text()))
+        else:
+            rows.append(measure(arch, a.minutes, out, fs_a, fs_b, test_clip))
+            saved.write_text(json.dumps(rows[-1], indent=1))
+        print(json.dumps(rows[-1]), flush=True)
+    print(table(rows))
+    (out / "arch_compare.json").write_text(json.dumps(rows, indent=1))
+    (out / "arch_compare.md").write_text(table(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
