@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from heldout_swap import MAN, ROOT, SPLIT, WOMAN, cut  # noqa: E402
+from heldout_swap import ROOT, prepare  # noqa: E402
 
 COLUMNS = [
     ("arch", "arch", "{}"),
@@ -41,29 +42,34 @@ COLUMNS = [
 ]
 
 
-def measure(arch: str, minutes: float, out: Path, fs_a: Path, fs_b: Path, clip: Path) -> dict:
+def measure(
+    arch: str, minutes: float, out: Path, fs_a: Path, fs_b: Path, clip: Path, gan: str = ""
+) -> dict:
     from facetwin.convert.pipeline import ConvertConfig, convert
     from facetwin.eval import EvalConfig, evaluate
+    from facetwin.train.gan import GanLossConfig
     from facetwin.train.trainer import TrainConfig, train
 
-    model = out / f"model_{arch}"
+    name = label(arch, gan)
+    slug = slugify(name)
+    model = out / f"model_{slug}"
     t0 = time.time()
     r = train(
         TrainConfig(
             faceset_a=str(fs_a), faceset_b=str(fs_b), model_dir=str(model), arch=arch,
-            minutes=minutes, device="cpu", preview_every=500,
+            minutes=minutes, device="cpu", preview_every=500, gan=GanLossConfig.parse(gan),
         ),
         progress=False,
     )  # fmt: skip
-    swapped = out / f"heldout_{arch}.mp4"
+    swapped = out / f"heldout_{slug}.mp4"
     convert(clip, model, swapped, ConvertConfig(direction="a2b", progress=False, device="cpu"))
     m: dict[str, Any] = evaluate(
         clip, swapped, model_dir=model, faceset_a=fs_a, faceset_b=fs_b,
-        output_dir=out / f"report_{arch}", cfg=EvalConfig(progress=False),
+        output_dir=out / f"report_{slug}", cfg=EvalConfig(progress=False),
     )  # fmt: skip
     ident, att, tmp, bl = m["identity"], m["attributes"], m["temporal"], m["blending"]
     return {
-        "arch": arch,
+        "arch": name,
         "minutes": minutes,
         "iterations": r.iterations,
         "samples_per_s": r.samples_per_s,
@@ -80,6 +86,15 @@ def measure(arch: str, minutes: float, out: Path, fs_a: Path, fs_b: Path, clip: 
     }
 
 
+def label(arch: str, gan: str) -> str:
+    """Row name: the arch, plus the GAN settings when they differ from the defaults."""
+    return f"{arch} ({gan})" if gan and "gan" in arch else arch
+
+
+def slugify(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name)
+
+
 def table(rows: list[dict]) -> str:
     head = "| " + " | ".join(t for _, t, _ in COLUMNS) + " |"
     lines = [head, "|" + "---|" * len(COLUMNS)]
@@ -93,32 +108,28 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    from facetwin.extract.pipeline import ExtractConfig, extract
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=8.0)
     ap.add_argument("--archs", default="original,lite,gan,gan-lite,original128")
     ap.add_argument("--out", default=str(ROOT / "bench_out" / "arch_compare"))
+    ap.add_argument("--gan", default="", help="GAN settings for the gan archs (as train --gan)")
     a = ap.parse_args()
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    train_clip = cut(WOMAN, out / "woman_train.mp4", 0, SPLIT)
-    test_clip = cut(WOMAN, out / "woman_heldout.mp4", SPLIT, None)
-    fs_a, fs_b = out / "fs_woman_train", out / "fs_man"
-    extract([train_clip], fs_a, ExtractConfig(progress=False))
-    extract(MAN, fs_b, ExtractConfig(progress=False))  # type: ignore[arg-type]
+    fs_a, fs_b, test_clip = prepare(out)
     rows = []
     for arch in a.archs.split(","):
-        saved = out / f"{arch}.json"
+        saved = out / f"{slugify(label(arch, a.gan))}.json"
         if saved.is_file() and json.loads(saved.read_text()).get("minutes") == a.minutes:
             rows.append(json.loads(saved.read_text()))
         else:
-            rows.append(measure(arch, a.minutes, out, fs_a, fs_b, test_clip))
+            rows.append(measure(arch, a.minutes, out, fs_a, fs_b, test_clip, a.gan))
             saved.write_text(json.dumps(rows[-1], indent=1))
         print(json.dumps(rows[-1]), flush=True)
     print(table(rows))
-    (out / "arch_compare.json").write_text(json.dumps(rows, indent=1))
-    (out / "arch_compare.md").write_text(table(rows) + "\n")
+    everything = [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))
+                  if f.name != "arch_compare.json"]  # fmt: skip
+    (out / "arch_compare.json").write_text(json.dumps(everything, indent=1))
+    (out / "arch_compare.md").write_text(table(everything) + "\n")
 
 
 if __name__ == "__main__":

@@ -46,10 +46,23 @@ def cut(src: Path, dst: Path, start: int, stop: int | None) -> Path:
     return dst
 
 
+def prepare(out: Path) -> tuple[Path, Path, Path]:
+    """The split clips and face sets under ``out`` (made once): (A's training face set, B's face
+    set, the held-out clip)."""
+    from facetwin.extract.pipeline import ExtractConfig, extract
+
+    out.mkdir(parents=True, exist_ok=True)
+    train_clip = cut(WOMAN, out / "woman_train.mp4", 0, SPLIT)
+    test_clip = cut(WOMAN, out / "woman_heldout.mp4", SPLIT, None)
+    fs_a, fs_b = out / "fs_woman_train", out / "fs_man"
+    extract([train_clip], fs_a, ExtractConfig(progress=False))
+    extract(MAN, fs_b, ExtractConfig(progress=False))  # type: ignore[arg-type]
+    return fs_a, fs_b, test_clip
+
+
 def main() -> None:
     from facetwin.convert.pipeline import ConvertConfig, convert
     from facetwin.eval import EvalConfig, evaluate
-    from facetwin.extract.pipeline import ExtractConfig, extract
     from facetwin.train.trainer import TrainConfig, train
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -58,12 +71,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench_out" / "heldout"))
     a = ap.parse_args()
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    train_clip = cut(WOMAN, out / "woman_train.mp4", 0, SPLIT)
-    test_clip = cut(WOMAN, out / "woman_heldout.mp4", SPLIT, None)
-    fs_a, fs_b = out / "fs_woman_train", out / "fs_man"
-    extract([train_clip], fs_a, ExtractConfig(progress=False))
-    extract(MAN, fs_b, ExtractConfig(progress=False))  # type: ignore[arg-type]
+    fs_a, fs_b, test_clip = prepare(out)
     model = out / f"model_{a.arch}"
     result = train(
         TrainConfig(

@@ -35,7 +35,9 @@ SMALL = AutoencoderSpec(
     encoder_upscale=64,
     decoder_filters=(32, 16, 16),
 )
-TERMS = ("recon", "self_recon", "adversarial", "identity", "mask_l1", "mask_tv", "colour")
+TERMS = (
+    "recon", "self_recon", "adversarial", "identity", "mask_l1", "mask_tv", "mask_prior", "colour"
+)  # fmt: skip
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -119,7 +121,9 @@ def test_each_term_reaches_the_generator_and_adversarial_the_discriminator(faces
     last = model.decoders["a"].out.weight
     # one forward (the dlib net is the slow part); each term's backward on its own
     rgb, alpha = model.forward_rgba(x, "a")
-    terms = generator_terms(model, disc, face_net, x, target, rgb, alpha)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    face_mask = ((xx / 0.6) ** 2 + (yy / 0.8) ** 2 < 1).float().expand(2, 1, 64, 64)
+    terms = generator_terms(model, disc, face_net, x, target, rgb, alpha, face_mask=face_mask)
     assert set(terms) == set(TERMS)
     for name in TERMS:
         model.zero_grad(set_to_none=True)

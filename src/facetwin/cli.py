@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-A", dest="faceset_a", metavar="FACESET_A", help="face set of identity A")
     t.add_argument("-B", dest="faceset_b", metavar="FACESET_B", help="face set of identity B")
     t.add_argument("-m", "--model", required=True, metavar="MODEL_DIR")
-    t.add_argument("--arch", help="original (default), lite, original128, gan")
+    t.add_argument("--arch", help="original (default), lite, original128, gan, gan-lite")
     t.add_argument("--batch", type=int, help="faces per identity per step (16)")
     t.add_argument("--iterations", type=int, help="train until this iteration")
     t.add_argument("--minutes", type=float, help="train for this long")

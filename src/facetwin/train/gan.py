@@ -14,6 +14,11 @@ Why each generator term is there (weights in :class:`GanLossConfig`):
   in pixels.
 - ``mask_l1`` and ``mask_tv``: mean alpha and its total variation. Without them alpha drifts to
   1 (drawing everything is never worse for L1); small and smooth masks are what convert needs.
+- ``mask_prior``: L1 between alpha and the face mask of the landmarks (the batch's ``mask``).
+  Without it the cheapest early solution is to pass the (warped) input through (alpha near 0
+  inside the face): the reconstruction is then good for the decoder's own identity and the swap
+  shows the source face. Measured: after 8 CPU minutes without it, 0 % of the swapped held-out
+  faces looked like the target (benchmarks/arch_compare.py).
 - ``colour``: the raw RGB's mean colour per channel matches the input's, so a swapped face keeps
   the scene's lighting instead of the training set's average.
 
@@ -143,6 +148,7 @@ class GanLossConfig:
     identity: float = 0.1
     mask_l1: float = 0.01
     mask_tv: float = 0.1
+    mask_prior: float = 0.1
     colour: float = 1.0
     emphasis: float = 2.0  # eyes and mouth count 1 + emphasis in the reconstruction terms
     adversarial_kind: str = "lsgan"
@@ -159,7 +165,7 @@ class GanLossConfig:
         if min(self.adversarial_warmup, self.identity_warmup) < 0:
             raise UsageError("warm-up iterations must be >= 0")
         weights = (self.recon, self.self_recon, self.adversarial, self.identity, self.mask_l1)
-        if min(*weights, self.mask_tv, self.colour, self.emphasis) < 0:
+        if min(*weights, self.mask_tv, self.mask_prior, self.colour, self.emphasis) < 0:
             raise UsageError("GAN loss weights must be >= 0")
 
     @classmethod
@@ -204,6 +210,7 @@ class GanLossConfig:
             "identity": self.ramp(self.identity, self.identity_warmup, iteration),
             "mask_l1": self.mask_l1,
             "mask_tv": self.mask_tv,
+            "mask_prior": self.mask_prior,
             "colour": self.colour,
         }
 
@@ -218,12 +225,13 @@ def generator_terms(
     alpha: torch.Tensor,
     kind: str = "lsgan",
     recon: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    face_mask: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Unweighted generator terms of one identity's batch (all floats in [0, 1]).
 
     ``recon(pred, target)`` is the reconstruction loss (the trainer passes its ``--loss`` with the
     eye/mouth emphasis; default plain L1). ``adversarial`` is left out without a discriminator,
-    ``identity`` without a face net.
+    ``identity`` without a face net, ``mask_prior`` without ``face_mask`` ((N, 1, S, S) in [0, 1]).
     """
     rgb, alpha, x, target = rgb.float(), alpha.float(), x.float(), target.float()
     rec = recon or (lambda p, t: (p - t).abs().mean())
@@ -235,6 +243,8 @@ def generator_terms(
         "mask_tv": total_variation(alpha),
         "colour": colour_loss(rgb, x),
     }
+    if face_mask is not None:
+        terms["mask_prior"] = (alpha - face_mask.float()).abs().mean()
     if discriminator is not None:
         terms["adversarial"] = g_loss(kind, discriminator(out))
     if face_net is not None:
@@ -371,6 +381,7 @@ class GanStep:
                     alpha,
                     cfg.adversarial_kind,
                     self._recon(inputs[s]),
+                    inputs[s].get("mask"),
                 )
                 for name, value in terms.items():
                     g_total = g_total + weights[name] * value.float()
