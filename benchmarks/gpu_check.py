@@ -162,8 +162,11 @@ def loop(sets: dict[str, Path], arch: str, iters: int, resume: int, **kw: Any) -
         r = train(cfg, progress=False)
         wall = time.perf_counter() - t0
         log = read_loss_log(cfg.model_dir)
-        first = statistics.mean(x["loss_a"] + x["loss_b"] for x in log[:3])
-        last = statistics.mean(x["loss_a"] + x["loss_b"] for x in log[-3:])
+        # the GAN's composite loss first rises while the mask prior opens alpha (the input no
+        # longer shows through), so follow its raw-RGB reconstruction instead
+        key = "self_recon_{}" if "self_recon_a" in log[0] else "loss_{}"
+        first = statistics.mean(x[key.format("a")] + x[key.format("b")] for x in log[:3])
+        last = statistics.mean(x[key.format("a")] + x[key.format("b")] for x in log[-3:])
         r2 = train(TrainConfig(model_dir=cfg.model_dir, iterations=iters + resume), False)
     return {
         "case": f"{arch} train(), {iters} it + resume {resume}, "

@@ -148,7 +148,7 @@ class GanLossConfig:
     identity: float = 0.1
     mask_l1: float = 0.01
     mask_tv: float = 0.1
-    mask_prior: float = 0.1
+    mask_prior: float = 0.5
     colour: float = 1.0
     emphasis: float = 2.0  # eyes and mouth count 1 + emphasis in the reconstruction terms
     adversarial_kind: str = "lsgan"
