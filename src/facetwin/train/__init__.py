@@ -2,7 +2,7 @@
 
 Public API (the CLI wraps it): :class:`TrainConfig`, :func:`train` -> :class:`TrainResult`, and
 :func:`load_model` for the convert stage. Architectures are plugins in
-:mod:`facetwin.train.models` (``original``, ``lite``).
+:mod:`facetwin.train.models` (``original``, ``lite``, ``original128``, ``gan``, ``gan-lite``).
 """
 
 from __future__ import annotations
