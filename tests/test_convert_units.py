@@ -28,7 +28,9 @@ from facetwin.media.video import decode_frames, iter_frames
 from facetwin.media.video_writer import (
     EncodeSettings,
     SegmentWriter,
+    StreamTiming,
     check_complete,
+    encoded_size,
     finished_segments,
     join_segments,
     stream_timing,
@@ -332,3 +334,35 @@ def test_bad_options_are_usage_errors(tmp_path):
             convert(img, model, tmp_path / "o.png", cfg)
     with pytest.raises(InputError):
         convert(tmp_path / "missing.mp4", model, tmp_path / "o.mp4", ConvertConfig())
+
+
+def test_odd_sized_video_is_padded_to_even_not_refused(tmp_path):
+    """A 639x359 clip (a crop of the woman's, real frames): 4:2:0 H.264 needs even sizes, so
+    the writer repeats the last column and row; every input pixel survives the round trip."""
+    src = tmp_path / "clip.mp4"
+    frames = [f for f in decode_frames(WOMAN)][:6]
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    timing = stream_timing(WOMAN)
+    odd = StreamTiming(639, 359, timing.rate, timing.time_base)
+    writer = SegmentWriter(parts, odd, EncodeSettings(crf=12, preset="veryfast"), 100)
+    assert (writer.width, writer.height) == (640, 360)
+    for f in frames:
+        writer.write(f.index, f.image[:359, :639], f.pts)
+    writer.close()
+    join_segments(list(writer.finished.values()), src, None)
+    out = list(decode_frames(src))
+    assert len(out) == len(frames) and out[0].image.shape == (360, 640, 3)
+    err = np.mean([np.abs(a.image[:359, :639].astype(int) - b.image[:359, :639]).mean()
+                   for a, b in zip(out, frames)])  # fmt: skip
+    assert err < 3
+    # the added column repeats the last real one
+    assert np.abs(out[0].image[:, 639].astype(int) - out[0].image[:, 638]).mean() < 3
+    # lossless formats keep odd sizes as they are
+    assert encoded_size((639, 359), EncodeSettings(pix_fmt="yuv444p")) == (639, 359)
+    assert encoded_size((639, 359), EncodeSettings(pix_fmt="yuv422p")) == (640, 359)
+    # and eval compares such an output with its odd-sized original
+    from facetwin.eval.pipeline import unpad
+
+    assert unpad(out[0].image, (359, 639, 3)).shape == (359, 639, 3)
+    assert unpad(out[0].image, (358, 638, 3)).shape == (360, 640, 3)  # not a padding: left

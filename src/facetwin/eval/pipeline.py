@@ -389,6 +389,16 @@ class _SampleKeeper:
 # -- summaries -------------------------------------------------------------------------------
 
 
+def unpad(swap: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``swap`` cut back to ``shape`` where convert padded an odd-sized video to even (one
+    repeated column and/or row: 4:2:0 video cannot be odd); anything else is left as it is."""
+    h, w = shape[:2]
+    dh, dw = swap.shape[0] - h, swap.shape[1] - w
+    if (dh, dw) != (0, 0) and dh in (0, 1) and dw in (0, 1) and (dh <= h % 2) and (dw <= w % 2):
+        return swap[:h, :w]
+    return swap
+
+
 def _nan(v: object) -> float:
     return float("nan") if v is None else float(v)  # type: ignore[arg-type]
 
@@ -705,6 +715,7 @@ def evaluate(
         total=total, desc="eval", unit="frame", disable=not cfg.progress, smoothing=0.1
     ) as bar:
         for idx, name, orig, swap in frames:
+            swap = unpad(swap, orig.shape)
             if orig.shape != swap.shape:
                 raise InputError(
                     f"{swapped}: {name} is {swap.shape[1]}x{swap.shape[0]} but the original is "

@@ -61,6 +61,29 @@ class StreamTiming:
     time_base: Fraction
 
 
+def encoded_size(size: tuple[int, int], settings: EncodeSettings) -> tuple[int, int]:
+    """(width, height) the encoder gets: rounded up to even for chroma-subsampled formats.
+
+    4:2:0 (and 4:2:2's width) halve the chroma planes, so libx264 refuses odd sizes; phone and
+    cropped clips have them. One replicated edge row or column (:func:`pad_to`) is the standard
+    remedy (ffmpeg users write ``pad=ceil(iw/2)*2``) and loses no pixel of the input.
+    """
+    w, h = size
+    if settings.pix_fmt.startswith(("yuv420", "yuvj420", "nv12")):
+        return w + w % 2, h + h % 2
+    if settings.pix_fmt.startswith(("yuv422", "yuvj422")):
+        return w + w % 2, h
+    return w, h
+
+
+def pad_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` (H, W, 3) grown to (height, width) by repeating its last row/column; contiguous."""
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return np.ascontiguousarray(image)
+    return np.pad(image, ((0, height - h), (0, width - w), (0, 0)), mode="edge")
+
+
 def container_format(path: Path) -> str:
     """The muxer for an output path; UsageError for containers we do not write."""
     fmt = CONTAINERS.get(path.suffix.lower())
@@ -164,7 +187,7 @@ class SegmentWriter:
         self.timing = timing
         self.settings = settings
         self.segment_frames = segment_frames
-        self.width, self.height = size or (timing.width, timing.height)
+        self.width, self.height = encoded_size(size or (timing.width, timing.height), settings)
         self.finished = finished_segments(folder)
         self._container: Any = None
         self._stream: Any = None
@@ -216,7 +239,7 @@ class SegmentWriter:
         if start != self._start:
             self._finish()
             self._open(start)
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(pad_to(image, self.width, self.height), format="rgb24")
         frame.pts = self._pts(index, pts)
         if self._first_pts is None:
             self._first_pts = frame.pts
