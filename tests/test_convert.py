@@ -371,11 +371,38 @@ def test_folder_of_images_swaps_faces_and_copies_the_rest(woman_clip, model_dir,
     )  # no face
     s = convert(src, model_dir, tmp_path / "out", cfg())
     assert s.kind == "folder" and s.frames == 3 and s.frames_swapped == 2
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.jpg", "c.png"]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [".facetwin-convert.jsonl", "a.png", "b.jpg", "c.png"]  # + the resume journal
     assert (tmp_path / "out" / "c.png").read_bytes() == (src / "c.png").read_bytes()
     for name in ("a.png", "b.jpg"):
         r = verify(tmp_path / "out" / name)
         assert r.watermark_found and r.metadata_tag
+
+
+def test_folder_conversion_resumes_and_redoes_what_changed(woman_clip, model_dir, tmp_path):
+    """A second run with the same settings skips finished images (outputs untouched, same
+    counts); a deleted output is redone alone; other settings redo everything."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    frames = frames_of(woman_clip)
+    for i, name in enumerate(("a.png", "b.png", "c.jpg")):
+        write_image(src / name, frames[min(10 * i, len(frames) - 1)])
+    first = convert(src, model_dir, out, cfg())
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.*") if p.name[0] != "."}
+    again = convert(src, model_dir, out, cfg())
+    assert (again.frames, again.frames_swapped, again.faces_swapped) == (
+        first.frames, first.frames_swapped, first.faces_swapped
+    ) == (3, 3, 3)  # fmt: skip
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.*") if p.name[0] != "."} == stamps
+    (out / "b.png").unlink()
+    third = convert(src, model_dir, out, cfg())
+    assert third.faces_swapped == 3 and (out / "b.png").is_file()
+    assert (out / "a.png").stat().st_mtime_ns == stamps["a.png"]
+    assert (out / "b.png").stat().st_mtime_ns != stamps["b.png"]
+    convert(src, model_dir, out, cfg(color="none"))
+    assert all(
+        (out / n).stat().st_mtime_ns != stamps[n] for n in ("a.png", "c.jpg")
+    )  # other settings: redone
 
 
 def test_only_the_source_person_is_swapped(woman_clip, model_dir, tmp_path, data_dir):

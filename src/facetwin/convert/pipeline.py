@@ -47,7 +47,7 @@ from facetwin.convert.swap import SwapModel, Swapper, Timer, load_swap_model
 from facetwin.errors import InputError, ModelMismatchError, NoFaceError, OutputError, UsageError
 from facetwin.extract.identity import SAME_PERSON
 from facetwin.extract.tracking import SmoothConfig
-from facetwin.faceset import FaceSet
+from facetwin.faceset import FaceSet, atomic_write_bytes
 from facetwin.media.image import list_images, read_image, write_image
 from facetwin.media.video import decode_frames, is_video_path, media_kind, probe
 from facetwin.media.video_writer import (
@@ -124,7 +124,7 @@ class ConvertSummary:
     frames_per_second: float
     timings: dict[str, float]
     audio: str = "none"  # copy | aac | mixed | none
-    resumed_segments: int = 0
+    resumed_segments: int = 0  # video: finished segments reused; folder: finished images reused
     labelled: bool = True
     skipped: list[str] = field(default_factory=list)
 
@@ -138,6 +138,8 @@ class ConvertSummary:
         ]
         if self.kind == "video":
             lines.append(f"audio: {self.audio}; resumed segments: {self.resumed_segments}")
+        if self.kind == "folder" and self.resumed_segments:
+            lines.append(f"resumed: {self.resumed_segments} images were already converted")
         if not self.labelled:
             lines.append("WARNING: output is NOT labelled as synthetic")
         if self.skipped:
@@ -390,7 +392,17 @@ class Converter:
         output.mkdir(parents=True, exist_ok=True)
         result = Outcome(0, 0, 0, 0)
         found = 0
+        journal = FolderJournal(output, self.job_key(None))
         for path in tqdm(images, desc="convert", unit="img", disable=not self.cfg.progress):
+            done = journal.done(path)
+            if done is not None:  # converted by an earlier, interrupted run with these settings
+                result.frames += 1
+                result.frames_swapped += int(done["swapped"] > 0)
+                result.faces_swapped += done["swapped"]
+                result.faces_other += done["other"]
+                found += done["found"]
+                result.resumed_segments += 1
+                continue
             try:
                 with self.timer("decode"):
                     img = read_image(path)
@@ -399,6 +411,7 @@ class Converter:
                 result.skipped.append(str(path))
                 continue
             plan = self.plan_image(path, img)
+            entry = {"swapped": plan.swapped, "other": plan.other, "found": plan.found}
             result.frames += 1
             result.faces_other += plan.other
             found += plan.found
@@ -407,12 +420,16 @@ class Converter:
                 result.frames_swapped += 1
                 result.faces_swapped += plan.swapped
                 self.save_image(out, self.render(img, plan.faces(0), False))
+                journal.add(path, out, entry)
                 continue
             with self.timer("encode"):  # nothing to swap: the image is copied unchanged
                 if out.suffix == path.suffix:
-                    shutil.copyfile(path, out)
+                    atomic_write_bytes(out, path.read_bytes())
                 else:
                     write_image(out, img, self.cfg.jpeg_quality)
+            journal.add(path, out, entry)
+        if journal.resumed:
+            log.info("resumed %s: %d images were already converted", output, journal.resumed)
         if not result.faces_swapped:
             raise self.no_face_error(str(folder), FacePlan(found=found, other=result.faces_other))
         if result.frames > result.frames_swapped:
@@ -514,19 +531,28 @@ class Converter:
 
         return video_metadata(self.model.model_id)
 
-    def prepare_parts(self, parts: Path, path: Path) -> None:
-        """Create ``parts``, or keep it for resuming when it was made by the same job."""
-        stat = path.stat()
-        job = {
-            "input": str(path.resolve()),
-            "bytes": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
+    def job(self, path: Path | None) -> dict[str, Any]:
+        """What makes a conversion the same job: the input (as stored), model and settings."""
+        job: dict[str, Any] = {
             "model_id": self.model.model_id,
             "config": {
                 k: v for k, v in asdict(self.cfg).items() if k not in ("progress", "device")
             },
         }
-        key = hashlib.sha1(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()
+        if path is not None:
+            stat = path.stat()
+            job.update(input=str(path.resolve()), bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        return job
+
+    def job_key(self, path: Path | None) -> str:
+        return hashlib.sha1(
+            json.dumps(self.job(path), sort_keys=True, default=str).encode()
+        ).hexdigest()
+
+    def prepare_parts(self, parts: Path, path: Path) -> None:
+        """Create ``parts``, or keep it for resuming when it was made by the same job."""
+        job = self.job(path)
+        key = self.job_key(path)
         state = parts / STATE_FILE
         if parts.exists():
             try:
@@ -542,6 +568,59 @@ class Converter:
             state.write_text(json.dumps({"key": key, "job": job}, indent=1, default=str))
         except OSError as e:
             raise OutputError(f"cannot create {parts}: {e.strerror or e}") from None
+
+
+class FolderJournal:
+    """Which images of a folder conversion are finished: ``OUTPUT/.facetwin-convert.jsonl``.
+
+    One JSON line per finished image, appended after its output file was written atomically, so
+    a line means a complete output; a line cut short by a crash is ignored. The first line holds
+    the job key (model and settings): a journal of another job is started over. An image is
+    taken as done only if its size and mtime are unchanged and its output still exists.
+    """
+
+    NAME = ".facetwin-convert.jsonl"
+
+    def __init__(self, output: Path, key: str) -> None:
+        self.path = output / self.NAME
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.resumed = 0
+        lines = self.path.read_text().splitlines() if self.path.is_file() else []
+        rows = []
+        for line in lines:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        if rows and rows[0].get("key") == key:
+            self.entries = {r["input"]: r for r in rows[1:] if "input" in r}
+        else:
+            if rows:
+                log.warning("%s was left by a conversion with other settings: redoing", output)
+            try:
+                atomic_write_bytes(self.path, (json.dumps({"key": key}) + "\n").encode())
+            except OSError as e:
+                raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
+
+    @staticmethod
+    def _stamp(path: Path) -> list[int]:
+        st = path.stat()
+        return [st.st_size, st.st_mtime_ns]
+
+    def done(self, path: Path) -> dict[str, Any] | None:
+        e = self.entries.get(path.name)
+        if e is None or e.get("stamp") != self._stamp(path) or not Path(e["output"]).is_file():
+            return None
+        self.resumed += 1
+        return e
+
+    def add(self, path: Path, output: Path, counts: dict[str, int]) -> None:
+        row = {"input": path.name, "stamp": self._stamp(path), "output": str(output), **counts}
+        try:
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as e:
+            raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
 
 
 def input_kind(path: Path) -> str:
