@@ -392,44 +392,27 @@ class Converter:
         output.mkdir(parents=True, exist_ok=True)
         result = Outcome(0, 0, 0, 0)
         found = 0
-        journal = FolderJournal(output, self.job_key(None))
+        journal = FolderJournal(output, job_digest(self.job(None)))
         for path in tqdm(images, desc="convert", unit="img", disable=not self.cfg.progress):
-            done = journal.done(path)
-            if done is not None:  # converted by an earlier, interrupted run with these settings
-                result.frames += 1
-                result.frames_swapped += int(done["swapped"] > 0)
-                result.faces_swapped += done["swapped"]
-                result.faces_other += done["other"]
-                found += done["found"]
+            entry = journal.done(path)
+            if entry is not None:  # converted by an earlier, interrupted run with these settings
                 result.resumed_segments += 1
-                continue
-            try:
-                with self.timer("decode"):
-                    img = read_image(path)
-            except InputError:
-                log.warning("skipping unreadable image %s", path)
-                result.skipped.append(str(path))
-                continue
-            plan = self.plan_image(path, img)
-            entry = {"swapped": plan.swapped, "other": plan.other, "found": plan.found}
-            result.frames += 1
-            result.faces_other += plan.other
-            found += plan.found
-            out = output / image_output_path(Path(path.name))
-            if plan.swapped:
-                result.frames_swapped += 1
-                result.faces_swapped += plan.swapped
-                self.save_image(out, self.render(img, plan.faces(0), False))
+            else:
+                out = output / image_output_path(Path(path.name))
+                entry = self.folder_image(path, out)
+                if entry is None:
+                    result.skipped.append(str(path))
+                    continue
                 journal.add(path, out, entry)
-                continue
-            with self.timer("encode"):  # nothing to swap: the image is copied unchanged
-                if out.suffix == path.suffix:
-                    atomic_write_bytes(out, path.read_bytes())
-                else:
-                    write_image(out, img, self.cfg.jpeg_quality)
-            journal.add(path, out, entry)
-        if journal.resumed:
-            log.info("resumed %s: %d images were already converted", output, journal.resumed)
+            result.frames += 1
+            result.frames_swapped += int(entry["swapped"] > 0)
+            result.faces_swapped += entry["swapped"]
+            result.faces_other += entry["other"]
+            found += entry["found"]
+        if result.resumed_segments:
+            log.info(
+                "resumed %s: %d images were already converted", output, result.resumed_segments
+            )
         if not result.faces_swapped:
             raise self.no_face_error(str(folder), FacePlan(found=found, other=result.faces_other))
         if result.frames > result.frames_swapped:
@@ -438,6 +421,26 @@ class Converter:
                 result.frames - result.frames_swapped,
             )
         return result
+
+    def folder_image(self, path: Path, out: Path) -> dict[str, int] | None:
+        """Convert one image of a folder into ``out`` (copied unchanged when no face is swapped);
+        its face counts, or None when it is unreadable."""
+        try:
+            with self.timer("decode"):
+                img = read_image(path)
+        except InputError:
+            log.warning("skipping unreadable image %s", path)
+            return None
+        plan = self.plan_image(path, img)
+        if plan.swapped:
+            self.save_image(out, self.render(img, plan.faces(0), False))
+        else:
+            with self.timer("encode"):  # nothing to swap: the image is copied unchanged
+                if out.suffix == path.suffix:
+                    atomic_write_bytes(out, path.read_bytes())
+                else:
+                    write_image(out, img, self.cfg.jpeg_quality)
+        return {"swapped": plan.swapped, "other": plan.other, "found": plan.found}
 
     def preview(self, path: Path, kind: str, output: Path) -> Outcome:
         """Convert frame ``cfg.preview`` only (image ``preview`` of a folder) into an image."""
@@ -544,15 +547,10 @@ class Converter:
             job.update(input=str(path.resolve()), bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
         return job
 
-    def job_key(self, path: Path | None) -> str:
-        return hashlib.sha1(
-            json.dumps(self.job(path), sort_keys=True, default=str).encode()
-        ).hexdigest()
-
     def prepare_parts(self, parts: Path, path: Path) -> None:
         """Create ``parts``, or keep it for resuming when it was made by the same job."""
         job = self.job(path)
-        key = self.job_key(path)
+        key = job_digest(job)
         state = parts / STATE_FILE
         if parts.exists():
             try:
@@ -570,6 +568,11 @@ class Converter:
             raise OutputError(f"cannot create {parts}: {e.strerror or e}") from None
 
 
+def job_digest(job: dict[str, Any]) -> str:
+    """Short stable key of a :meth:`Converter.job` description."""
+    return hashlib.sha1(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()
+
+
 class FolderJournal:
     """Which images of a folder conversion are finished: ``OUTPUT/.facetwin-convert.jsonl``.
 
@@ -584,7 +587,6 @@ class FolderJournal:
     def __init__(self, output: Path, key: str) -> None:
         self.path = output / self.NAME
         self.entries: dict[str, dict[str, Any]] = {}
-        self.resumed = 0
         lines = self.path.read_text().splitlines() if self.path.is_file() else []
         rows = []
         for line in lines:
@@ -611,7 +613,6 @@ class FolderJournal:
         e = self.entries.get(path.name)
         if e is None or e.get("stamp") != self._stamp(path) or not Path(e["output"]).is_file():
             return None
-        self.resumed += 1
         return e
 
     def add(self, path: Path, output: Path, counts: dict[str, int]) -> None:

@@ -327,13 +327,25 @@ def load_snapshot(
     check_fits(weights, model, f"snapshot {snapshot}")
     model.load_state_dict(weights)
     if optimizer is not None:
-        opt = unflatten_optimizer(read_tensors(snapshot, OPTIM_FILE, doc), doc["optimizer"])
-        try:
-            optimizer.load_state_dict(opt)
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise ModelMismatchError(f"optimizer state of {snapshot} does not fit ({e})") from None
-        match_layout(optimizer)
+        tensors = read_tensors(snapshot, OPTIM_FILE, doc)
+        load_optimizer(optimizer, tensors, doc["optimizer"], f"optimizer state of {snapshot}")
     return doc
+
+
+def load_optimizer(
+    optimizer: torch.optim.Optimizer,
+    tensors: Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
+    what: str,
+) -> None:
+    """Load a flattened optimizer state (see :func:`flatten_optimizer`) into ``optimizer``, its
+    moments in the parameters' memory layout; ModelMismatchError naming ``what`` if it does not
+    fit."""
+    try:
+        optimizer.load_state_dict(unflatten_optimizer(tensors, meta))
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise ModelMismatchError(f"{what} does not fit ({e})") from None
+    match_layout(optimizer)
 
 
 def match_layout(optimizer: torch.optim.Optimizer) -> None:

@@ -48,7 +48,7 @@ from facetwin.errors import UsageError
 from facetwin.train.losses import LossSpec, compute_loss
 from facetwin.train.models.base import SIDES
 from facetwin.train.models.gan import GanSwap
-from facetwin.train.step import Precision, StepOutput, autocast, to_images
+from facetwin.train.step import Precision, StepOutput, apply_gradients, autocast, to_images
 
 ADVERSARIAL_KINDS = ("lsgan", "hinge")
 #: The extra tensor files a GAN snapshot holds (see :meth:`GanStep.aux_state`).
@@ -328,18 +328,6 @@ class GanStep:
         spec, mask, regions = self.loss, side["mask"], side["regions"]
         return lambda pred, target: compute_loss(spec, pred, target, mask, regions)
 
-    def _backward(
-        self, total: torch.Tensor, opt: torch.optim.Optimizer, scaler: Any | None
-    ) -> None:
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(total).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            total.backward()
-            opt.step()
-
     def __call__(self, batch: dict[str, Any]) -> StepOutput:
         stats = self.step(batch["a"], batch["b"])
         finite = bool(stats.pop("finite"))
@@ -392,7 +380,7 @@ class GanStep:
         # the finiteness check needs the host anyway; it costs the one sync of the step
         if not bool(torch.isfinite(g_total.detach())):
             return {**self._host(values, weights), "finite": 0.0}
-        self._backward(g_total, self.g_opt, self.g_scaler)
+        apply_gradients(g_total, self.g_opt, self.g_scaler)
 
         # discriminator: real targets against the (detached) composites
         d_total = torch.zeros((), device=self.device)
@@ -404,7 +392,7 @@ class GanStep:
                 d_total = d_total + d_side
                 values[f"d_{s}"] = d_side.detach()
         if bool(torch.isfinite(d_total.detach())):  # a NaN would poison the discriminator
-            self._backward(d_total, self.d_opt, self.d_scaler)
+            apply_gradients(d_total, self.d_opt, self.d_scaler)
         return {**self._host(values, weights), "finite": 1.0}
 
     @staticmethod
@@ -448,10 +436,10 @@ class GanStep:
         self, tensors: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any], iteration: int
     ) -> None:
         """Inverse of :meth:`aux_state`; ``iteration`` restores the warm-up schedule."""
-        from facetwin.train.checkpoint import unflatten_optimizer
+        from facetwin.train.checkpoint import load_optimizer
 
         self.discriminators.load_state_dict(tensors["discriminators"])
-        self.d_opt.load_state_dict(unflatten_optimizer(tensors["d_optim"], meta["d_optim"]))
+        load_optimizer(self.d_opt, tensors["d_optim"], meta["d_optim"], "discriminator optimizer")
         for name, sc in (("g", self.g_scaler), ("d", self.d_scaler)):
             if sc is not None and name in meta.get("scalers", {}):
                 sc.load_state_dict(meta["scalers"][name])

@@ -49,6 +49,20 @@ def autocast(device: torch.device, precision: Precision) -> Any:
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
+def apply_gradients(
+    total: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
+) -> None:
+    """Backward of ``total`` and one ``optimizer`` step, through the fp16 GradScaler if any."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        total.backward()
+        optimizer.step()
+
+
 def to_images(t: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     """uint8 NCHW from the loader -> float [0, 1] on ``device`` (converted there: 4x less copy)."""
     x = t.to(device, non_blocking=True).float().div_(255)
@@ -126,13 +140,5 @@ class TrainStep:
         out = StepOutput(float(values[0]), float(values[1]), not bad)
         if bad:
             return out
-        self.optimizer.zero_grad(set_to_none=True)
-        total = la + lb
-        if self.scaler is not None:
-            self.scaler.scale(total).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            total.backward()
-            self.optimizer.step()
+        apply_gradients(la + lb, self.optimizer, self.scaler)
         return out
