@@ -115,12 +115,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Accept the JSON shapes too (lists, nested dicts), so TrainConfig(**json) round-trips.
         self.betas = (float(self.betas[0]), float(self.betas[1]))
-        if isinstance(self.augment, dict):
-            known = {f.name for f in fields(AugmentConfig)}
-            self.augment = AugmentConfig(**{k: v for k, v in self.augment.items() if k in known})
-        if isinstance(self.gan, dict):
-            known = {f.name for f in fields(GanLossConfig)}
-            self.gan = GanLossConfig(**{k: v for k, v in self.gan.items() if k in known})
+        self.augment = _nested(AugmentConfig, self.augment)
+        self.gan = _nested(GanLossConfig, self.gan)
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -130,6 +126,14 @@ class TrainConfig:
         """Build from saved JSON, ignoring keys a newer facetwin may have added."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in doc.items() if k in known})
+
+
+def _nested(cls: Any, value: Any) -> Any:
+    """A nested config from its saved JSON dict (keys a newer facetwin added are ignored)."""
+    if not isinstance(value, dict):
+        return value
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in value.items() if k in known})
 
 
 @dataclass
