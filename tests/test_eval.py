@@ -191,6 +191,21 @@ def test_alternating_brightness_flicker(clips):
     assert t["landmark_jitter_ratio"] == 1.0  # the landmarks did not move
 
 
+def test_start_frame_compares_only_the_frames_from_there_on(clips):
+    """The alternating clip from frame 20: only frames 20..29 are compared, under their own
+    frame numbers (so a held-out part of a clip is measured by itself)."""
+    full = evaluate(clips["original"], clips["alternating"], cfg=cfg())
+    r = evaluate(clips["original"], clips["alternating"], cfg=cfg(start_frame=20))
+    assert r["frames"]["compared"] == FRAMES - 20 and r["inputs"]["start_frame"] == 20
+    assert [p["frame"] for p in r["per_frame"]] == list(range(20, FRAMES))
+    # the same frames: the face is found afresh at frame 20 (a full detection, not the track
+    # of frames 0..19), so its region - and the mean brightness in it - moves by a pixel or so
+    tail = [p["luma_in"] for p in full["per_frame"]][20:]
+    assert [p["luma_in"] for p in r["per_frame"]] == pytest.approx(tail, abs=0.5)
+    with pytest.raises(UsageError):
+        evaluate(clips["original"], clips["original"], cfg=cfg(start_frame=-1))
+
+
 def test_constant_offset_keeps_jitter(clips):
     """The whole clip moved by (7, 5) px: the face shakes no more than before. The remaining
     difference is dlib's landmark noise, which depends on the pixel grid (1-px shifts give

@@ -75,9 +75,23 @@ def _cmd_train(a: argparse.Namespace) -> int:
             "device": a.device,
             "seed": a.seed,
             "coverage": a.coverage,
+            "lr": a.lr,
+            "loss": a.loss,
+            "holdout": a.holdout,
         }.items()
         if v is not None
     }
+    if a.schedule is not None or a.warmup is not None:
+        from facetwin.train.schedule import LrSchedule
+        from facetwin.train.trainer import read_saved_config
+
+        saved = read_saved_config(Path(a.model))
+        old = saved.schedule if saved else LrSchedule()
+        kwargs["schedule"] = LrSchedule(
+            kind=a.schedule if a.schedule is not None else old.kind,
+            warmup=a.warmup if a.warmup is not None else old.warmup,
+            final=old.final,
+        )
     if a.gan:
         from facetwin.train.gan import GanLossConfig
         from facetwin.train.trainer import read_saved_config
@@ -108,6 +122,7 @@ def _cmd_convert(a: argparse.Namespace) -> int:
         side_by_side=a.side_by_side,
         label=not a.no_label,
         faceset=a.faceset,
+        occlusion=not a.no_occlusion,
         progress=not a.quiet,
     )
     print(convert(a.input, a.model, a.output, cfg))
@@ -140,7 +155,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         faceset_a=a.faceset_a,
         faceset_b=a.faceset_b,
         output_dir=a.output,
-        cfg=EvalConfig(progress=not a.quiet),
+        cfg=EvalConfig(progress=not a.quiet, start_frame=a.start_frame),
     )
     print(json.dumps(headline(m), indent=2, default=str))
     return 0
@@ -155,7 +170,7 @@ def headline(metrics: dict) -> dict:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from facetwin.demo import run_demo
 
-    run_demo(a.output, minutes=a.minutes, device=a.device)
+    run_demo(a.output, iterations=a.iterations, device=a.device, minutes=a.minutes)
     return 0
 
 
@@ -215,11 +230,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-A", dest="faceset_a", metavar="FACESET_A", help="face set of identity A")
     t.add_argument("-B", dest="faceset_b", metavar="FACESET_B", help="face set of identity B")
     t.add_argument("-m", "--model", required=True, metavar="MODEL_DIR")
-    t.add_argument("--arch", help="original (default), lite, original128, gan, gan-lite")
+    t.add_argument("--arch", help="original (default), lite, lite-hd, original128, gan, gan-lite")
     t.add_argument("--batch", type=int, help="faces per identity per step (16)")
     t.add_argument("--iterations", type=int, help="train until this iteration")
     t.add_argument("--minutes", type=float, help="train for this long")
     t.add_argument("--coverage", type=float, help="training crop coverage (1.0 = tight face)")
+    t.add_argument("--lr", type=float, help="peak learning rate (5e-5)")
+    t.add_argument(
+        "--schedule",
+        choices=("constant", "cosine"),
+        help="learning rate over the run: constant (default) or cosine (needs --iterations)",
+    )
+    t.add_argument("--warmup", type=int, help="iterations of linear learning-rate warm-up (0)")
+    t.add_argument("--loss", help="reconstruction loss, e.g. l1 (default), 'l1+ssim', mask_l1")
+    t.add_argument(
+        "--holdout",
+        type=float,
+        help="leave the last fraction of each clip's face frames out of training (0)",
+    )
     t.add_argument("--seed", type=int)
     t.add_argument("--device", default=None, choices=DEVICE_CHOICES)
     t.add_argument(
@@ -238,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--crf", type=int, default=18, help="H.264 quality (18)")
     c.add_argument("--faceset", help="reuse this face set's smoothed landmarks")
     c.add_argument("--no-smooth", action="store_true", help="turn landmark smoothing off")
+    c.add_argument(
+        "--no-occlusion",
+        action="store_true",
+        help="paste the face over hands and other occluders too (skips one model pass a frame)",
+    )
     c.add_argument("--preview", type=int, metavar="N", help="write frame N only")
     c.add_argument("--side-by-side", action="store_true", help="original and swap side by side")
     c.add_argument(
@@ -257,10 +290,23 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--faceset-a", metavar="A")
     ev.add_argument("--faceset-b", metavar="B")
     ev.add_argument("-o", "--output", metavar="REPORT_DIR")
+    ev.add_argument(
+        "--start-frame",
+        type=int,
+        default=0,
+        metavar="N",
+        help="video: compare from frame N on (e.g. the first frame held out of training)",
+    )
 
     d = add("demo", _cmd_demo, "Run the whole pipeline on the bundled clips.")
     d.add_argument("-o", "--output", default="demo_out", metavar="DIR")
-    d.add_argument("--minutes", type=float, default=None, help="training time budget")
+    d.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="training iterations (the recipe's: 1500 on CPU)",
+    )
+    d.add_argument("--minutes", type=float, default=None, help="train for this long instead")
     d.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     return p
 

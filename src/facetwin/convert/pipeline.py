@@ -43,6 +43,7 @@ from facetwin.convert.faces import (
     detect_faces,
     plan_from_records,
 )
+from facetwin.convert.occlusion import OcclusionConfig
 from facetwin.convert.swap import SwapModel, Swapper, Timer, load_swap_model
 from facetwin.errors import InputError, ModelMismatchError, NoFaceError, OutputError, UsageError
 from facetwin.extract.identity import SAME_PERSON
@@ -86,6 +87,7 @@ class ConvertConfig:
     threshold: float = SAME_PERSON  # embedding distance for "the source person"
     erode: float = 0.06  # blend edge inside the face region, fraction of the crop side
     feather: float = 0.03  # soft edge sigma (mask blender), fraction of the crop side
+    occlusion: bool = True  # keep hands etc. in front of the face (one more forward per frame)
     preview: int | None = None  # write only this frame (image) and stop
     side_by_side: bool = False  # original | swapped
     label: bool = True  # watermark + metadata tag; False is logged as a warning
@@ -240,6 +242,8 @@ class Converter:
             blend=BLENDERS.get(cfg.blend),
             params=BlendParams(erode=cfg.erode, feather=cfg.feather),
             timer=self.timer,
+            source_side=cfg.source_side,
+            occlusion=OcclusionConfig(enabled=cfg.occlusion),
         )
         self.labeller = FrameLabeller()
         self.faceset = FaceSet.open(cfg.faceset) if cfg.faceset else None

@@ -5,6 +5,12 @@ model's size and coverage), computed from the landmarks convert was given (smoot
 video). The model's output crop may have another size than its input; ``recrop_matrix`` takes the
 input crop to it, so ``M_out = recrop(S -> O) . M``. The swapped face goes back with the inverse
 of ``M_out`` - only into the face's bounding box (the ROI), not the whole frame.
+
+Occlusion. With an :class:`OcclusionConfig`, the same crops also go through the model's
+*source* decoder (the person's own: A -> A). Where that reconstruction disagrees strongly with
+the crop, something that is not face (a hand, a microphone) covers it; the resulting keep mask
+is computed in the output crop, warped back with the same inverse of ``M_out`` as the face and
+carried in the :class:`FacePatch`, so every blender leaves the occluder in front.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 
 from facetwin.convert.blend import Blender, BlendParams, FacePatch, erode_region, mix
 from facetwin.convert.color import ColorMatcher
+from facetwin.convert.occlusion import OcclusionConfig, feature_mask, occlusion_mask
 from facetwin.errors import ModelMismatchError
 from facetwin.extract.align import (
     alignment_matrix,
@@ -168,9 +175,17 @@ def shift_matrix(m: np.ndarray, x0: int, y0: int) -> np.ndarray:
 
 
 def make_patch(
-    frame: np.ndarray, face: np.ndarray, m_out: np.ndarray, landmarks: np.ndarray
+    frame: np.ndarray,
+    face: np.ndarray,
+    m_out: np.ndarray,
+    landmarks: np.ndarray,
+    keep: np.ndarray | None = None,
 ) -> FacePatch | None:
-    """Warp the output-crop ``face`` back into the frame (its ROI only) as a :class:`FacePatch`."""
+    """Warp the output-crop ``face`` back into the frame (its ROI only) as a :class:`FacePatch`.
+
+    ``keep`` (float32, the output crop's size; 0 on occluders) goes back the same way; outside
+    the crop square it is 1, which changes nothing there (the face is the original's anyway).
+    """
     size = face.shape[0]
     roi = square_roi(m_out, size, frame.shape)
     if roi is None:
@@ -195,12 +210,23 @@ def make_patch(
     hull = cv2.convexHull(np.round(np.asarray(landmarks) - [x0, y0]).astype(np.int32))
     cv2.fillConvexPoly(region, hull, 255, lineType=cv2.LINE_8)
     region[square < 0.5] = 0
+    keep_roi = None
+    if keep is not None:
+        keep_roi = cv2.warpAffine(
+            keep.astype(np.float32),
+            m,
+            (w, h),
+            flags=flags,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=1.0,
+        )
     return FacePatch(
         roi=roi,
         face=mix(original, warped, square),
         square=square,
         region=region,
         size=size / matrix_scale(m_out),
+        keep=keep_roi,
     )
 
 
@@ -215,7 +241,11 @@ def colour_mask(landmarks_crop: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass
 class Swapper:
-    """Everything fixed for a run: the model, the decoder side, the colour and blend steps."""
+    """Everything fixed for a run: the model, the decoder side, the colour and blend steps.
+
+    Occlusion handling needs ``source_side`` (the decoder of the person in the frame) and an
+    enabled ``occlusion`` config; it costs one more batched forward per frame.
+    """
 
     model: SwapModel
     side: str  # decoder to draw with: the *other* identity's
@@ -223,6 +253,14 @@ class Swapper:
     blend: Blender
     params: BlendParams
     timer: Timer = field(default_factory=Timer)
+    source_side: str | None = None  # the frame's own identity: reconstructs it (occlusion)
+    occlusion: OcclusionConfig | None = None
+
+    @property
+    def occludes(self) -> bool:
+        return (
+            self.source_side is not None and self.occlusion is not None and self.occlusion.enabled
+        )
 
     def swap_frame(self, frame: np.ndarray, faces: list[np.ndarray]) -> np.ndarray:
         """``frame`` (RGB uint8) with every face in ``faces`` ((68, 2) landmarks) swapped.
@@ -238,11 +276,24 @@ class Swapper:
             crops = [warp_face(frame, m, size) for m in m_in]
         with self.timer("model"):
             swapped = self.model(crops, self.side)
-        with self.timer("blend"):
-            out = frame.copy()
-            for lm, m, face in zip(faces, m_in, swapped):
-                self._paste(out, frame, lm, m, face)
+        own: list[np.ndarray | None] = [None] * len(crops)
+        if self.occludes:
+            with self.timer("occlusion"):
+                own = list(self.model(crops, str(self.source_side)))
+        out = frame.copy()
+        for lm, m, face, rec in zip(faces, m_in, swapped, own):
+            self._paste(out, frame, lm, m, face, rec)
         return out
+
+    def keep_mask(
+        self, target: np.ndarray, reconstruction: np.ndarray, landmarks_crop: np.ndarray
+    ) -> np.ndarray:
+        """float32 keep mask (output crop) for one face: 0 where an occluder covers it."""
+        assert self.occlusion is not None
+        size = target.shape[0]
+        region = face_mask(landmarks_crop, size, "components")
+        features = feature_mask(landmarks_crop, size)
+        return occlusion_mask(target, reconstruction, region, self.occlusion, features)
 
     def _paste(
         self,
@@ -251,15 +302,26 @@ class Swapper:
         landmarks: np.ndarray,
         m_in: np.ndarray,
         face: np.ndarray,
+        reconstruction: np.ndarray | None = None,
     ) -> None:
         o = face.shape[0]
         m_out = compose(
             recrop_matrix(self.model.input_size, self.model.coverage, o, self.model.coverage), m_in
         )
-        target = warp_face(frame, m_out, o)
-        face = self.color(face, target, colour_mask(transform_points(landmarks, m_out), o))
-        patch = make_patch(out, face, m_out, landmarks)
-        if patch is None:
-            return
-        x0, y0, x1, y1 = patch.roi
-        out[y0:y1, x0:x1] = self.blend(out[y0:y1, x0:x1], patch, self.params)
+        with self.timer("blend"):
+            target = warp_face(frame, m_out, o)
+            lm_crop = transform_points(landmarks, m_out)
+        keep = None
+        stats = colour_mask(lm_crop, o)
+        if reconstruction is not None:
+            with self.timer("occlusion"):
+                keep = self.keep_mask(target, reconstruction, lm_crop)
+                # the occluder's colours are not the face's: leave them out of the statistics
+                stats &= keep > 0.5
+        with self.timer("blend"):
+            face = self.color(face, target, stats)
+            patch = make_patch(out, face, m_out, landmarks, keep)
+            if patch is None:
+                return
+            x0, y0, x1, y1 = patch.roi
+            out[y0:y1, x0:x1] = self.blend(out[y0:y1, x0:x1], patch, self.params)

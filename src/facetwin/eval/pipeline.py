@@ -64,6 +64,7 @@ class EvalConfig:
     band: float = 0.08  # border band width, as a fraction of the inter-ocular distance
     sectors: int = 16  # border split into this many angles for the colour step
     max_frames: int | None = None  # stop after this many frames (quick looks at long videos)
+    start_frame: int = 0  # video: first frame compared (e.g. the first frame held out of training)
     samples: int = 6  # sample frames (original | swap) shown in report.html
     progress: bool = True
 
@@ -83,6 +84,8 @@ class EvalConfig:
             raise UsageError("need 0 < min_iou < 1 and 0 < band <= 0.5")
         if self.max_frames is not None and self.max_frames < 1:
             raise UsageError("max_frames must be >= 1")
+        if self.start_frame < 0:
+            raise UsageError("start_frame must be >= 0")
 
 
 @dataclass
@@ -163,10 +166,10 @@ def pair_images(original: Path, swapped: Path) -> tuple[list[tuple[Path, Path]],
 
 
 def _video_pairs(
-    original: Path, swapped: Path, limit: int | None, info: dict[str, object]
+    original: Path, swapped: Path, limit: int | None, info: dict[str, object], start: int = 0
 ) -> Iterator[tuple[int, str, np.ndarray, np.ndarray]]:
-    """Frames of two videos in lockstep until either ends (``info`` says which)."""
-    a, b = iter_frames(original), iter_frames(swapped)
+    """Frames of two videos in lockstep from ``start`` until either ends (``info`` says which)."""
+    a, b = iter_frames(original, start), iter_frames(swapped, start)
     n = 0
     try:
         while limit is None or n < limit:
@@ -175,7 +178,7 @@ def _video_pairs(
                 if fa is not None or fb is not None:
                     info["ended_first"] = "original" if fa is None else "swapped"
                 break
-            yield n, f"{n:06d}", fa[1], fb[1]
+            yield fa[0], f"{fa[0]:06d}", fa[1], fb[1]
             n += 1
     finally:
         for it in (a, b):  # generators: close now, so the decoders and files are released
@@ -688,7 +691,10 @@ def evaluate(
         counts = [probe(original).frame_count, probe(swapped).frame_count]
         info["frame_counts"] = counts
         total = min((c for c in counts if c), default=None)
-        frames = _video_pairs(original, swapped, cfg.max_frames, info)
+        if total is not None:
+            total = max(total - cfg.start_frame, 0)
+        info["start_frame"] = cfg.start_frame
+        frames = _video_pairs(original, swapped, cfg.max_frames, info, cfg.start_frame)
     else:
         if kind_o == "images":
             pairs_io, missing = pair_images(original, swapped)

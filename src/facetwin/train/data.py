@@ -14,10 +14,11 @@ import itertools
 import logging
 import signal
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -48,6 +49,8 @@ class FaceBank:
     size: int
     coverage: float
     ids: list[int]
+    splits: dict[str, int] = field(default_factory=dict)  # held-out frames start here
+    mean_embedding: np.ndarray | None = None  # of the training faces only
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -73,9 +76,37 @@ def context_side(size: int, coverage: float, stored_coverage: float) -> int:
     return size + 2 * int(size * (ratio - 1) / 2)
 
 
-def load_bank(fs: Any, size: int, coverage: float, mask_kind: str = "extended") -> FaceBank:
-    """Crop every face of face set ``fs`` for a model of input ``size`` at ``coverage``."""
+def holdout_splits(records: Iterable[Any], fraction: float) -> dict[str, int]:
+    """First held-out frame of each video source: the last ``fraction`` of its face frames.
+
+    The split is by *frames that hold a face*, not by the clip's length, so two encodings of one
+    footage (or a clip whose face leaves half-way) are cut at the same moment. A source with a
+    single face frame (a photo) is never held out. Evaluating on the frames after the split
+    measures the swap on expressions and poses the model has not seen.
+    """
+    frames: dict[str, set[int]] = {}
+    for r in records:
+        frames.setdefault(r.source, set()).add(int(r.frame))
+    out: dict[str, int] = {}
+    for source, fs in frames.items():
+        ordered = sorted(fs)
+        keep = len(ordered) - int(round(len(ordered) * fraction))
+        if fraction > 0 and len(ordered) > 1 and keep < len(ordered):
+            out[source] = ordered[max(keep, 1)]
+    return out
+
+
+def load_bank(
+    fs: Any, size: int, coverage: float, mask_kind: str = "extended", holdout: float = 0.0
+) -> FaceBank:
+    """Crop every face of face set ``fs`` for a model of input ``size`` at ``coverage``.
+
+    ``holdout``: leave out the last fraction of each video's face frames (see
+    :func:`holdout_splits`).
+    """
     records = fs.faces()
+    splits = holdout_splits(records, holdout)
+    records = [r for r in records if r.frame < splits.get(r.source, r.frame + 1)]
     if not records:
         raise NoFaceError(f"face set {getattr(fs, 'root', fs)} holds no faces")
     side = context_side(size, coverage, fs.coverage)
@@ -102,7 +133,10 @@ def load_bank(fs: Any, size: int, coverage: float, mask_kind: str = "extended") 
         )
     off = (side - size) / 2
     base = np.array([[1.0, 0.0, -off], [0.0, 1.0, -off]])
-    return FaceBank(sources, masks, marks, base, size, coverage, [r.id for r in records])
+    embs = [r.embedding for r in records if r.embedding is not None]
+    mean = np.mean(embs, axis=0).astype(np.float32) if embs else None
+    ids = [r.id for r in records]
+    return FaceBank(sources, masks, marks, base, size, coverage, ids, splits, mean)
 
 
 @lru_cache(maxsize=16)
@@ -127,27 +161,42 @@ def batch_indices(
 
 
 def make_side_batch(
-    bank: FaceBank, indices: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
+    bank: FaceBank,
+    indices: np.ndarray,
+    rng: np.random.Generator,
+    cfg: AugmentConfig,
+    input_size: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Augment the faces ``indices`` into uint8 NCHW tensors (warped, target, mask, regions).
+
+    The bank is cropped at the model's *output* side; a model that draws more pixels than it
+    reads (``input_size`` smaller) gets its warped input shrunk to ``input_size`` with area
+    averaging, and learns to restore the detail of the larger target.
 
     uint8 keeps the worker-to-trainer traffic (and any host-to-GPU copy) 4x smaller than float;
     the trainer converts on the device.
     """
     n, s = len(indices), bank.size
+    si = input_size or s
     out = {
-        "warped": np.empty((n, 3, s, s), np.uint8),
+        "warped": np.empty((n, 3, si, si), np.uint8),
         "target": np.empty((n, 3, s, s), np.uint8),
         "mask": np.empty((n, 1, s, s), np.uint8),
         "regions": np.empty((n, 1, s, s), np.uint8),
     }
     for j, i in enumerate(indices):
         aug = augment(bank.sources[i], bank.masks[i], bank.landmarks[i], bank.base, s, rng, cfg)
-        out["warped"][j] = aug.warped.transpose(2, 0, 1)
+        warped = aug.warped if si == s else shrink(aug.warped, si)
+        out["warped"][j] = warped.transpose(2, 0, 1)
         out["target"][j] = aug.target.transpose(2, 0, 1)
         out["mask"][j, 0] = aug.mask
         out["regions"][j, 0] = aug.regions
     return {k: torch.from_numpy(v) for k, v in out.items()}
+
+
+def shrink(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` resized to side x side by area averaging (the low-resolution model input)."""
+    return cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
 
 
 class PairDataset(Dataset):
@@ -164,8 +213,10 @@ class PairDataset(Dataset):
         augment_cfg: AugmentConfig,
         rank: int = 0,
         world: int = 1,
+        input_size: int | None = None,
     ) -> None:
         self.banks = banks
+        self.input_size = input_size
         self.batch = batch
         self.seed = seed
         self.augment_cfg = augment_cfg
@@ -179,7 +230,7 @@ class PairDataset(Dataset):
             self.seed, code, iteration, self.batch, len(bank), self.rank, self.world
         )
         rng = np.random.default_rng([self.seed, self.rank, code, iteration])
-        return make_side_batch(bank, idx, rng, self.augment_cfg)
+        return make_side_batch(bank, idx, rng, self.augment_cfg, self.input_size)
 
     def __getitem__(self, iteration: int) -> dict[str, Any]:
         return {"iteration": iteration, **{s: self.side_batch(s, iteration) for s in self.banks}}

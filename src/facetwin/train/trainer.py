@@ -24,6 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -36,6 +37,7 @@ from facetwin.train.gan import GAN_AUX, GanLossConfig, GanStep
 from facetwin.train.losses import parse_loss
 from facetwin.train.models import SwapAutoencoder, arch_info, build_model
 from facetwin.train.models.gan import GanSwap
+from facetwin.train.schedule import LrSchedule
 from facetwin.train.step import (
     Precision,
     StepOutput,
@@ -97,6 +99,8 @@ class TrainConfig:
     device: str = "auto"
     lr: float = 5e-5
     betas: tuple[float, float] = (0.5, 0.999)
+    schedule: LrSchedule = field(default_factory=LrSchedule)  # of lr over the iterations
+    holdout: float = 0.0  # last fraction of each clip's face frames kept out of training
     coverage: float | None = None
     loss: str = "l1"
     emphasis: float = 0.0  # extra weight over eyes and mouth: 3.0 makes them count 4x
@@ -117,6 +121,7 @@ class TrainConfig:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         self.augment = _nested(AugmentConfig, self.augment)
         self.gan = _nested(GanLossConfig, self.gan)
+        self.schedule = _nested(LrSchedule, self.schedule)
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -169,12 +174,14 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.amp in AMP_CHOICES, f"--amp must be one of {', '.join(AMP_CHOICES)}"),
         (cfg.mask in MASK_CHOICES, f"--mask must be one of {', '.join(MASK_CHOICES)}"),
         (cfg.coverage is None or 0.5 <= cfg.coverage <= 4.0, "need 0.5 <= --coverage <= 4"),
+        (0 <= cfg.holdout < 1, "need 0 <= --holdout < 1"),
     ]
     for ok, msg in checks:
         if not ok:
             raise UsageError(msg)
     arch_info(cfg.arch or "original")
     parse_loss(cfg.loss, cfg.emphasis)
+    cfg.schedule.check()
 
 
 def read_saved_config(model_dir: Path) -> TrainConfig | None:
@@ -198,6 +205,8 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
                 f"{cfg.model_dir} holds no training run; a new one needs face sets A and B"
             )
         arch = cfg.arch or "original"
+        if cfg.arch is None:
+            _warn_original_on_cpu(cfg.device)
         out = replace(
             cfg,
             arch=arch,
@@ -239,6 +248,20 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     return out
 
 
+def _warn_original_on_cpu(device: str) -> None:
+    """Say what the default architecture costs where it cannot finish in reasonable time."""
+    from facetwin.device import resolve_device
+
+    if resolve_device(device) != "cpu":
+        return
+    log.warning(
+        "no --arch given: training 'original' (82 M parameters, ~1 GB snapshots) on a CPU takes "
+        "tens of seconds an iteration and days to a usable swap; on a CPU use --arch lite-hd "
+        "--lr 5e-4 --schedule cosine --warmup 100 --iterations 1500 (the demo's recipe, ~10 "
+        "minutes on 2 cores)"
+    )
+
+
 def _absolute(path: str | None) -> str | None:
     """Face set paths are saved absolute, so ``model_dir`` alone resumes from any directory."""
     return None if path is None else str(Path(path).expanduser().resolve())
@@ -267,10 +290,12 @@ def preview_grid(
     A header line marks the image as synthetic, as every facetwin output is.
     """
     rows = []
+    size = model.input_size()
     with torch.no_grad(), autocast(device, precision):
         for side, other in (("a", "b"), ("b", "a")):
-            x = to_images(faces[side], device, channels_last)
-            for img in (x, model.draw(x, side), model.draw(x, other)):
+            face = to_images(faces[side], device, channels_last)  # at the output size
+            x = face if face.shape[-1] == size else F.interpolate(face, size=size, mode="area")
+            for img in (face, model.draw(x, side), model.draw(x, other)):
                 tiles = (img.float().clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu()
                 rows.append(np.hstack(list(tiles.numpy())))
     grid = np.vstack(rows)
@@ -332,21 +357,23 @@ class _InterruptLatch:
 
 # -- the run -----------------------------------------------------------------------------------
 def _load_identity(
-    path: str, size: int, coverage: float, mask: str
+    path: str, size: int, coverage: float, mask: str, holdout: float = 0.0
 ) -> tuple[FaceBank, dict[str, Any]]:
     from facetwin.faceset import FaceSet
 
     fs = FaceSet.open(path)
     try:
-        bank = load_bank(fs, size, coverage, mask)
-        emb = fs.mean_embedding() if hasattr(fs, "mean_embedding") else None
+        bank = load_bank(fs, size, coverage, mask, holdout)
     finally:
         if hasattr(fs, "close"):
             fs.close()
+    emb = bank.mean_embedding
     ident = {
         "faceset": str(Path(path).resolve()),
         "faces": len(bank),
+        # of the faces trained on: held-out frames stay out of the identity reference too
         "mean_embedding": None if emb is None else [float(v) for v in emb],
+        "holdout": bank.splits,
     }
     return bank, ident
 
@@ -576,10 +603,21 @@ class _Run:
             if not path:
                 raise UsageError(f"face set {side.upper()} is not set")
             banks[side], self.identities[side] = _load_identity(
-                path, arch_info(self.arch).input_size, float(cfg.coverage or 1.0), cfg.mask
+                path,
+                arch_info(self.arch).output_size,
+                float(cfg.coverage or 1.0),
+                cfg.mask,
+                cfg.holdout,
             )
+        info = arch_info(self.arch)
         dataset = PairDataset(
-            banks, cfg.batch, cfg.seed, cfg.augment, self.dist.rank, self.dist.world
+            banks,
+            cfg.batch,
+            cfg.seed,
+            cfg.augment,
+            self.dist.rank,
+            self.dist.world,
+            input_size=info.input_size,
         )
         loader = make_loader(
             dataset, start, cfg.iterations, cfg.workers, pin_memory=self.device.type == "cuda"
@@ -635,6 +673,7 @@ class _Run:
                         raise RuntimeError(
                             f"loader gave iteration {batch['iteration']}, expected {self.iteration}"
                         )
+                    self.set_lr()
                     out = self.step(batch)
                     meter.add(t0, t1, time.perf_counter())
                     self.iteration += 1
@@ -670,6 +709,13 @@ class _Run:
         ddp.barrier(self.dist)
         return self.result(start, meter.wait, meter.busy, skipped, stopped, snap)
 
+    def set_lr(self) -> None:
+        """The schedule's rate for this iteration (a pure function of it: resumes exactly)."""
+        cfg = self.cfg
+        lr = cfg.lr * cfg.schedule.factor(self.iteration, cfg.iterations)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     def log_step(
         self, out: StepOutput, meter: _Meter, log_file: Any, bar: tqdm, deadline: float | None
     ) -> None:
@@ -684,6 +730,7 @@ class _Run:
                 "loss_a": out.loss_a,
                 "loss_b": out.loss_b,
                 "samples_per_s": round(rate, 2),
+                "lr": self.optimizer.param_groups[0]["lr"],
                 **{k: round(v, 6) for k, v in out.terms.items()},
             }
             log_file.write(json.dumps(line) + "\n")

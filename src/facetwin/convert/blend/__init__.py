@@ -45,6 +45,9 @@ class FacePatch:
     square: (h, w) float32 in [0, 1], the crop square (soft, anti-aliased edges).
     region: (h, w) uint8 0/255, the face to replace: the landmark hull inside the square.
     size: side of the crop square in frame pixels, the unit of :class:`BlendParams`.
+    keep: (h, w) float32 in [0, 1] or None: 0 where something covers the face (a hand, a
+        microphone; see ``convert/occlusion.py``) and the original frame must stay in front.
+        Every blender multiplies it into what it pastes; None is "nothing in front".
     """
 
     roi: tuple[int, int, int, int]
@@ -52,6 +55,7 @@ class FacePatch:
     square: np.ndarray
     region: np.ndarray
     size: float
+    keep: np.ndarray | None = None
 
 
 Blender = Callable[[np.ndarray, FacePatch, BlendParams], np.ndarray]
@@ -76,7 +80,18 @@ def mix(original: np.ndarray, face: np.ndarray, alpha: np.ndarray) -> np.ndarray
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+def occlude(original: np.ndarray, blended: np.ndarray, patch: FacePatch) -> np.ndarray:
+    """``blended`` with the original put back where ``patch.keep`` says an occluder is.
+
+    Applied after a blender that cannot take a soft alpha itself (overlay, poisson), so the
+    occluder stays exactly the frame's and its edge is as soft as the keep mask.
+    """
+    if patch.keep is None:
+        return blended
+    return mix(original, blended, patch.keep)
+
+
 # Plugin modules register themselves on import; keep this list the only place that names them.
 from facetwin.convert.blend import mask, overlay, poisson  # noqa: E402,F401
 
-__all__ = ["BLENDERS", "BlendParams", "Blender", "FacePatch", "erode_region", "mix"]
+__all__ = ["BLENDERS", "BlendParams", "Blender", "FacePatch", "erode_region", "mix", "occlude"]

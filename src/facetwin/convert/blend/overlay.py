@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from facetwin.convert.blend import BLENDERS, BlendParams, FacePatch
+from facetwin.convert.blend import BLENDERS, BlendParams, FacePatch, occlude
 
 
 @BLENDERS.register("overlay")
 def blend_overlay(original: np.ndarray, patch: FacePatch, params: BlendParams) -> np.ndarray:
-    """The swapped square over the original (``patch.face`` already is exactly that)."""
-    return patch.face
+    """The swapped square over the original (``patch.face`` already is exactly that), except
+    where an occluder (``patch.keep``) stays in front."""
+    return occlude(original, patch.face, patch)

@@ -44,7 +44,14 @@ def build_model(name: str) -> SwapAutoencoder:
 
 
 # Plugin modules register themselves on import; keep this list the only place that names them.
-from facetwin.train.models import gan, gan_lite, lite, original, original128  # noqa: E402,F401
+from facetwin.train.models import (  # noqa: E402,F401
+    gan,
+    gan_lite,
+    lite,
+    lite_hd,
+    original,
+    original128,
+)
 
 __all__ = [
     "ARCHITECTURES",

@@ -39,6 +39,7 @@ class AutoencoderSpec:
     bottleneck_filters: int
     encoder_upscale: int
     decoder_filters: tuple[int, ...]
+    output_shuffle: int = 1  # >1: the RGB layer is a sub-pixel convolution drawing s x the side
 
     @property
     def code_side(self) -> int:
@@ -47,7 +48,7 @@ class AutoencoderSpec:
 
     @property
     def output_size(self) -> int:
-        return self.code_side * 2 ** (1 + len(self.decoder_filters))
+        return self.code_side * 2 ** (1 + len(self.decoder_filters)) * self.output_shuffle
 
 
 class Upscale(nn.Sequential):
@@ -109,7 +110,16 @@ class Decoder(nn.Module):
     def __init__(self, spec: AutoencoderSpec) -> None:
         super().__init__()
         self.upscales, ch = decoder_upscales(spec)
-        self.out = nn.Conv2d(ch, 3, kernel_size=5, padding=2)
+        s = spec.output_shuffle
+        if s == 1:
+            self.out: nn.Module = nn.Conv2d(ch, 3, kernel_size=5, padding=2)
+        else:
+            # Sub-pixel RGB: each feature pixel draws an s x s block of output pixels. Detail at
+            # s x the side for a few percent more FLOPs, where another upscale block at full
+            # width would run its convolutions on s^2 x the pixels.
+            self.out = nn.Sequential(
+                nn.Conv2d(ch, 3 * s * s, kernel_size=3, padding=1), nn.PixelShuffle(s)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.out(self.upscales(x)))
@@ -197,5 +207,8 @@ def forward_flops(spec: AutoencoderSpec, decoders: int = 1) -> dict[str, int]:
     for i, f in enumerate(spec.decoder_filters):
         flops[f"decoder.upscale{i}"] = decoders * 2 * side * side * 4 * f * ch * 9
         side, ch = side * 2, f
-    flops["decoder.out"] = decoders * 2 * side * side * 3 * ch * 25
+    if spec.output_shuffle == 1:
+        flops["decoder.out"] = decoders * 2 * side * side * 3 * ch * 25
+    else:
+        flops["decoder.out"] = decoders * 2 * side * side * 3 * spec.output_shuffle**2 * ch * 9
     return flops
