@@ -55,15 +55,28 @@ def slugify(name: str) -> str:
     return re.sub(r"[^\w.=-]+", "_", name)
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def machine() -> dict[str, Any]:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return {
-        "commit": commit,
+        "commit": commit + ("+uncommitted changes" if dirty else ""),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "load_1min": round(os.getloadavg()[0], 2),
+        "torch_threads": torch_threads(),
         "python": platform.python_version(),
         "command": " ".join(sys.argv),
     }

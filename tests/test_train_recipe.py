@@ -122,3 +122,35 @@ def test_bad_recipe_settings_are_usage_errors(tmp_path, faceset_woman, faceset_m
         )  # fmt: skip
         with pytest.raises(UsageError):
             train(cfg, progress=False)
+
+
+def test_default_arch_on_a_cpu_says_what_it_costs(tmp_path, faceset_woman, faceset_man, caplog):
+    from facetwin.train.trainer import resolve_config
+
+    cfg = TrainConfig(
+        faceset_a=str(faceset_woman), faceset_b=str(faceset_man), model_dir=str(tmp_path / "m"),
+        device="cpu",
+    )  # fmt: skip
+    with caplog.at_level("WARNING"):
+        assert resolve_config(cfg).arch == "original"
+    assert "--arch lite-hd" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        resolve_config(TrainConfig(**{**cfg.to_json(), "arch": "lite"}))
+    assert caplog.text == ""
+
+
+def test_demo_figures_table_marks_the_goals_not_met():
+    from facetwin.demo import format_figures
+
+    good = {
+        "frames": 94, "id_retrieval": 0.97, "nearer_target_by": 0.14, "sharpness_ratio": 0.7,
+        "pose_error_mean": 3.0, "expression_error_mean": 0.02, "landmark_jitter_ratio": 1.05,
+        "flicker_ratio": 1.0,
+    }  # fmt: skip
+    bad = {**good, "id_retrieval": 0.5, "sharpness_ratio": 0.25, "flicker_ratio": None}
+    text = format_figures({"woman_as_man": good, "man_as_woman": bad})
+    lines = {line.split("  ")[1].strip(): line for line in text.splitlines()[1:-1]}
+    assert "97%" in lines["ID retrieval"] and "50% *" in lines["ID retrieval"]
+    assert "0.25 *" in lines["sharpness swap/original"] and "n/a" in lines["flicker ratio"]
+    assert text.count("*") == 3  # two unmet goals and the legend

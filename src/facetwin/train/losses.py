@@ -47,30 +47,44 @@ def mask_l1(
     return weighted_mean((pred - target).abs(), weight * mask)
 
 
+def gaussian_kernel(
+    size: int = 11, sigma: float = 1.5, device: torch.device | None = None
+) -> torch.Tensor:
+    """(size,) normalised 1-D Gaussian: SSIM's standard local window is its outer product."""
+    x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
 def gaussian_window(
     size: int = 11, sigma: float = 1.5, device: torch.device | None = None
 ) -> torch.Tensor:
     """(1, 1, size, size) normalised Gaussian: SSIM's standard local window."""
-    x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
+    g = gaussian_kernel(size, sigma, device)
     return (g[:, None] * g[None, :])[None, None]
 
 
 def ssim_map(pred: torch.Tensor, target: torch.Tensor, size: int = 11) -> torch.Tensor:
-    """Per-pixel SSIM (N, C, H, W) of images in [0, 1], reflect-padded to keep the size."""
-    ch = pred.shape[1]
-    win = gaussian_window(size, device=pred.device).expand(ch, 1, size, size)
+    """Per-pixel SSIM (N, C, H, W) of images in [0, 1], reflect-padded to keep the size.
+
+    The five local means (of p, t, p^2, t^2, p*t) are taken in one pass over the stacked
+    channels, and the Gaussian window is applied as two 1-D convolutions (2 x 11 taps instead of
+    121): together 3x cheaper than five 2-D blurs, which at 128 px had doubled the CPU training
+    step.
+    """
+    n, ch = pred.shape[:2]
+    g = gaussian_kernel(size, device=pred.device).to(pred.dtype)
+    k = 5 * ch
     pad = size // 2
-
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, (pad,) * 4, mode="reflect"), win, groups=ch)
-
+    stack = torch.cat([pred, target, pred * pred, target * target, pred * target], 1)
+    x = F.pad(stack, (pad,) * 4, mode="reflect")
+    x = F.conv2d(x, g.view(1, 1, 1, size).expand(k, 1, 1, size), groups=k)
+    x = F.conv2d(x, g.view(1, 1, size, 1).expand(k, 1, size, 1), groups=k)
+    mu_p, mu_t, e_pp, e_tt, e_pt = x.split(ch, 1)
     c1, c2 = 0.01**2, 0.03**2
-    mu_p, mu_t = blur(pred), blur(target)
-    var_p = blur(pred * pred) - mu_p**2
-    var_t = blur(target * target) - mu_t**2
-    cov = blur(pred * target) - mu_p * mu_t
+    var_p = e_pp - mu_p**2
+    var_t = e_tt - mu_t**2
+    cov = e_pt - mu_p * mu_t
     num = (2 * mu_p * mu_t + c1) * (2 * cov + c2)
     den = (mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2)
     return num / den
@@ -82,6 +96,21 @@ def ssim(
 ) -> torch.Tensor:
     """1 - SSIM: rewards local structure and contrast that L1 averages away."""
     return 1 - weighted_mean(ssim_map(pred, target), weight)
+
+
+@TERMS.register("ssim_half")
+def ssim_half(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """1 - SSIM at half the side (both images 2x2-averaged first).
+
+    The structure SSIM rewards - the shape of eyes, brows and mouth - lives at the scale the
+    64 px encoder sees; at a quarter of the pixels the term costs a quarter of full-size SSIM,
+    which on a CPU doubled a ``lite-hd`` step. L1 keeps the full-resolution detail.
+    """
+    if pred.shape[-1] < 32:
+        return ssim(pred, target, weight, mask)
+    return ssim(F.avg_pool2d(pred, 2), F.avg_pool2d(target, 2), F.avg_pool2d(weight, 2), mask)
 
 
 @dataclass(frozen=True)
