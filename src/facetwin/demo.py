@@ -31,7 +31,7 @@ HOLDOUT = 0.2
 #: (benchmarks/quality.py; docs/training.md has the table): a 10x higher peak rate with a
 #: cosine decay, a 128 px output, batch 8 (twice the updates for the same samples), and SSIM
 #: at half size beside L1.
-CPU_ITERATIONS = 3000
+CPU_ITERATIONS = 2000
 CPU_RECIPE: dict[str, Any] = {
     "arch": "lite-hd",
     "batch": 8,

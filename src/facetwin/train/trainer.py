@@ -258,7 +258,7 @@ def _warn_original_on_cpu(device: str) -> None:
         "no --arch given: training 'original' (82 M parameters, ~1 GB snapshots) on a CPU takes "
         "tens of seconds an iteration and days to a usable swap; on a CPU use --arch lite-hd "
         "--batch 8 --lr 5e-4 --schedule cosine --warmup 100 --loss l1+ssim_half --iterations "
-        "3000 (the demo's recipe, ~10 minutes on 2 cores)"
+        "2000 (the demo's recipe, ~5 minutes on 2 cores)"
     )
 
 
