@@ -87,7 +87,10 @@ def measure(name: str, out: Path, iterations: int | None, minutes: float | None)
     from facetwin.train.trainer import TrainConfig, train
 
     fs = extract_pair(out, progress=False)
-    slug = slugify(name)
+    budget = f"it{iterations}" if iterations else f"min{minutes:g}"
+    # one folder per budget: the trainer resumes a model folder, and a cosine laid over another
+    # total would not be the recipe measured
+    slug = f"{slugify(name)}@{budget}"
     model = out / f"model_{slug}"
     cfg = recipe_config(name)
     t0 = time.time()
