@@ -170,6 +170,7 @@ def figures(m: dict[str, Any]) -> dict[str, Any]:
         "nearer_target_by": None if to_a is None or to_b is None else to_a - to_b,
         "sharpness_ratio": bl.get("sharpness_ratio"),
         "pose_error_mean": att.get("pose_error_mean"),
+        "roll_error_mean": att.get("roll_error_mean"),
         "expression_error_mean": att.get("expression_error_mean"),
         "landmark_jitter_ratio": tmp.get("landmark_jitter_ratio"),
         "flicker_ratio": tmp.get("flicker_ratio"),
@@ -297,6 +298,8 @@ GOALS: list[tuple[str, str, str, Any, str]] = [
     ("nearer_target_by", "nearer the target by", "{:+.3f}", lambda v: v >= 0.10, ">= 0.10"),
     ("sharpness_ratio", "sharpness swap/original", "{:.2f}", lambda v: v >= 0.6, ">= 0.6"),
     ("pose_error_mean", "pose error (deg)", "{:.1f}", lambda v: v <= 5, "<= 5"),
+    # roll needs no depth, so it is the part of the pose estimate a face's shape cannot fake
+    ("roll_error_mean", "  of it roll (deg)", "{:.1f}", lambda v: True, "(docs/metrics.md)"),
     ("expression_error_mean", "expression error", "{:.3f}", lambda v: True, "(lower is better)"),
     ("landmark_jitter_ratio", "landmark jitter ratio", "{:.2f}", lambda v: v <= 1.1, "<= 1.1"),
     ("flicker_ratio", "flicker ratio", "{:.2f}", lambda v: v <= 1.1, "<= 1.1"),
