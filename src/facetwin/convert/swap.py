@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facetwin.convert.blend import Blender, BlendParams, FacePatch, erode_region, mix
+from facetwin.convert.blend import Blender, BlendParams, FacePatch, erode_region, mix, occlude
 from facetwin.convert.color import ColorMatcher
 from facetwin.convert.occlusion import OcclusionConfig, feature_mask, occlusion_mask
 from facetwin.errors import ModelMismatchError
@@ -324,4 +324,5 @@ class Swapper:
             if patch is None:
                 return
             x0, y0, x1, y1 = patch.roi
-            out[y0:y1, x0:x1] = self.blend(out[y0:y1, x0:x1], patch, self.params)
+            roi = out[y0:y1, x0:x1]
+            out[y0:y1, x0:x1] = occlude(roi, self.blend(roi, patch, self.params), patch)

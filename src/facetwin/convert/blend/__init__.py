@@ -47,7 +47,8 @@ class FacePatch:
     size: side of the crop square in frame pixels, the unit of :class:`BlendParams`.
     keep: (h, w) float32 in [0, 1] or None: 0 where something covers the face (a hand, a
         microphone; see ``convert/occlusion.py``) and the original frame must stay in front.
-        Every blender multiplies it into what it pastes; None is "nothing in front".
+        The swapper puts the original back through it after any blender (:func:`occlude`), so
+        blenders need not know about occluders; None is "nothing in front".
     """
 
     roi: tuple[int, int, int, int]
@@ -83,8 +84,9 @@ def mix(original: np.ndarray, face: np.ndarray, alpha: np.ndarray) -> np.ndarray
 def occlude(original: np.ndarray, blended: np.ndarray, patch: FacePatch) -> np.ndarray:
     """``blended`` with the original put back where ``patch.keep`` says an occluder is.
 
-    Applied after a blender that cannot take a soft alpha itself (overlay, poisson), so the
-    occluder stays exactly the frame's and its edge is as soft as the keep mask.
+    Applied after whichever blender ran, so the occluder stays exactly the frame's, its edge is as
+    soft as the keep mask, and a Poisson solve does not treat the occluder's edge as a boundary
+    (its colours would bleed into the face around it).
     """
     if patch.keep is None:
         return blended

@@ -30,8 +30,5 @@ def soft_mask(patch: FacePatch, params: BlendParams) -> np.ndarray:
 
 @BLENDERS.register("mask")
 def blend_mask(original: np.ndarray, patch: FacePatch, params: BlendParams) -> np.ndarray:
-    """Original and swapped face mixed by the soft hull mask (times ``keep``: occluders stay)."""
-    alpha = soft_mask(patch, params)
-    if patch.keep is not None:
-        alpha = alpha * patch.keep
-    return mix(original, patch.face, alpha)
+    """Original and swapped face mixed by the soft hull mask."""
+    return mix(original, patch.face, soft_mask(patch, params))

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from facetwin.convert.blend import BLENDERS, BlendParams, FacePatch, occlude
+from facetwin.convert.blend import BLENDERS, BlendParams, FacePatch
 
 
 @BLENDERS.register("overlay")
 def blend_overlay(original: np.ndarray, patch: FacePatch, params: BlendParams) -> np.ndarray:
-    """The swapped square over the original (``patch.face`` already is exactly that), except
-    where an occluder (``patch.keep``) stays in front."""
-    return occlude(original, patch.face, patch)
+    """The swapped square over the original (``patch.face`` already is exactly that)."""
+    return patch.face

@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facetwin.convert.blend import BLENDERS, BlendParams, FacePatch, erode_region, occlude
+from facetwin.convert.blend import BLENDERS, BlendParams, FacePatch, erode_region
 
 #: seamlessClone needs frame pixels all round the mask for its boundary condition.
 BORDER = 2
@@ -47,15 +47,10 @@ def blend_poisson(original: np.ndarray, patch: FacePatch, params: BlendParams) -
     OpenCV solves over the mask's bounding box, not over the mask: the colour correction
     spreads smoothly into the frame around the face, fading to zero at the box's edges. That
     smooth spill is what leaves no seam; cutting it off at the mask would make one.
-
-    Occluders (``patch.keep``) stay in the clone mask and are put back afterwards: cutting them
-    out would make their edge a boundary of the solve, and their colours would bleed into the
-    face around them.
     """
     mask = clone_mask(patch, params)
     centre = clone_centre(mask)
     if centre is None:
         return original
     # seamlessClone writes into the mask it is given (it inverts it): hand it a copy
-    cloned = cv2.seamlessClone(patch.face, original, mask.copy(), centre, cv2.NORMAL_CLONE)
-    return occlude(original, cloned, patch)
+    return cv2.seamlessClone(patch.face, original, mask.copy(), centre, cv2.NORMAL_CLONE)
