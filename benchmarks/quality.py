@@ -55,6 +55,12 @@ def slugify(name: str) -> str:
     return re.sub(r"[^\w.=-]+", "_", name)
 
 
+def row_name(name: str, iterations: int | None, minutes: float | None) -> str:
+    """File-safe name of one recipe at one budget (its row file and model folder)."""
+    budget = f"it{iterations}" if iterations else f"min{minutes:g}"
+    return f"{slugify(name)}@{budget}"
+
+
 def torch_threads() -> int:
     import torch
 
@@ -87,10 +93,9 @@ def measure(name: str, out: Path, iterations: int | None, minutes: float | None)
     from facetwin.train.trainer import TrainConfig, train
 
     fs = extract_pair(out, progress=False)
-    budget = f"it{iterations}" if iterations else f"min{minutes:g}"
     # one folder per budget: the trainer resumes a model folder, and a cosine laid over another
     # total would not be the recipe measured
-    slug = f"{slugify(name)}@{budget}"
+    slug = row_name(name, iterations, minutes)
     model = out / f"model_{slug}"
     cfg = recipe_config(name)
     t0 = time.time()
@@ -104,7 +109,7 @@ def measure(name: str, out: Path, iterations: int | None, minutes: float | None)
     )  # fmt: skip
     t_train = time.time() - t0
     videos = convert_pair(out / f"swaps_{slug}", model, fs, progress=False)
-    metrics = evaluate_pair(out / f"swaps_{slug}", model, videos, progress=False)
+    metrics = evaluate_pair(out / f"swaps_{slug}", model, videos, fs, progress=False)
     row: dict[str, Any] = {
         "recipe": name,
         "config": cfg,
@@ -177,8 +182,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in a.recipes.split(","):
-        budget = f"it{a.iterations}" if a.iterations else f"min{a.minutes:g}"
-        saved = out / f"{slugify(name)}@{budget}.json"
+        saved = out / f"{row_name(name, a.iterations, a.minutes)}.json"
         if saved.is_file():
             rows.append(json.loads(saved.read_text()))
         else:

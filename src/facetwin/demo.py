@@ -146,14 +146,7 @@ def convert_pair(
         cfg = ConvertConfig(direction=direction, device=device, faceset=str(fs), progress=progress)
         convert(src, model, videos[name], cfg)
         if side_by_side:
-            cfg = ConvertConfig(
-                direction=direction,
-                device=device,
-                faceset=str(fs),
-                side_by_side=True,
-                progress=progress,
-            )
-            convert(src, model, out / f"{name}_side_by_side.mp4", cfg)
+            convert(src, model, out / f"{name}_side_by_side.mp4", replace(cfg, side_by_side=True))
     return videos
 
 
@@ -181,14 +174,13 @@ def evaluate_pair(
     out: Path,
     model: Path,
     videos: dict[str, Path],
-    sets: dict[str, Path] | None = None,
+    sets: dict[str, Path],
     device: str = "auto",
     progress: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """``facetwin eval`` of both swaps on their held-out frames; the headline figures."""
     from facetwin.eval.pipeline import EvalConfig, evaluate
 
-    sets = sets or {"a": out.parent / "faceset_woman", "b": out.parent / "faceset_man"}
     result = {}
     for name, (src, _, fs, target) in jobs(sets).items():
         start = heldout_start(fs, src)

@@ -599,17 +599,13 @@ class _Run:
         if cfg.iterations is not None and start >= cfg.iterations:
             return self.result(start, 0.0, 0.0, 0, "done", snap)
         banks: dict[str, FaceBank] = {}
+        info = arch_info(self.arch)
         for side, path in (("a", cfg.faceset_a), ("b", cfg.faceset_b)):
             if not path:
                 raise UsageError(f"face set {side.upper()} is not set")
             banks[side], self.identities[side] = _load_identity(
-                path,
-                arch_info(self.arch).output_size,
-                float(cfg.coverage or 1.0),
-                cfg.mask,
-                cfg.holdout,
+                path, info.output_size, float(cfg.coverage or 1.0), cfg.mask, cfg.holdout
             )
-        info = arch_info(self.arch)
         dataset = PairDataset(
             banks,
             cfg.batch,

@@ -18,8 +18,11 @@ target at 128 px and shrinks the warped input to 64 px (area averaging).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from facetwin.train.models import ARCHITECTURES
-from facetwin.train.models.base import AutoencoderSpec, SwapAutoencoder
+from facetwin.train.models.base import SwapAutoencoder
+from facetwin.train.models.lite import Lite
 
 
 @ARCHITECTURES.register("lite-hd")
@@ -27,12 +30,4 @@ class LiteHD(SwapAutoencoder):
     name = "lite-hd"
     summary = "lite reading 64 px, drawing 128 px (sub-pixel RGB layer), 7.24 M params (CPU)"
     default_coverage = 1.0
-    spec = AutoencoderSpec(
-        input_size=64,
-        encoder_filters=(32, 64, 128, 256),
-        encoder_dim=512,
-        bottleneck_filters=256,
-        encoder_upscale=128,
-        decoder_filters=(64, 32, 16),
-        output_shuffle=2,
-    )
+    spec = replace(Lite.spec, output_shuffle=2)
