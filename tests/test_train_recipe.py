@@ -154,3 +154,12 @@ def test_demo_figures_table_marks_the_goals_not_met():
     assert "97%" in lines["ID retrieval"] and "50% *" in lines["ID retrieval"]
     assert "0.25 *" in lines["sharpness swap/original"] and "n/a" in lines["flicker ratio"]
     assert text.count("*") == 3  # two unmet goals and the legend
+
+
+def test_demo_refuses_a_budget_it_cannot_train(tmp_path):
+    from facetwin.demo import run_demo
+
+    for kw in ({"iterations": 0}, {"minutes": 0.0}, {"minutes": -1.0}):
+        with pytest.raises(UsageError):
+            run_demo(tmp_path / "out", **kw)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()  # refused before anything is written

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from facetwin.errors import InputError
+from facetwin.errors import InputError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,10 @@ def run_demo(
     from facetwin.device import resolve_device
     from facetwin.train.trainer import TrainConfig, train
 
+    if iterations is not None and iterations < 1:
+        raise UsageError("--iterations must be >= 1")
+    if minutes is not None and minutes <= 0:
+        raise UsageError("--minutes must be > 0")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
