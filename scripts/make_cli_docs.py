@@ -15,7 +15,8 @@ HEAD = (
     "# The facetwin command line\n\nGenerated from `facetwin COMMAND --help` by "
     "`scripts/make_cli_docs.py`. Exit codes: 0 ok, 1 other error (or `verify`: no label found), "
     "2 usage, 3 bad input, 4 no face, 5 cannot write / disk full, 6 model mismatch, "
-    "130 interrupted (finished work is kept; the same command resumes).\n"
+    "7 output in use by another process, 130 interrupted "
+    "(finished work is kept; the same command resumes).\n"
 )
 
 

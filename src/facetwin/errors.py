@@ -41,3 +41,9 @@ class ModelMismatchError(FacetwinError):
     """A checkpoint or face set that does not fit what it is used with."""
 
     exit_code = 6
+
+
+class BusyError(FacetwinError):
+    """Another facetwin process is writing the same output right now."""
+
+    exit_code = 7
