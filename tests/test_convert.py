@@ -9,6 +9,7 @@ printed; run with ``-s`` to see them.
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 
 import av
@@ -180,6 +181,30 @@ def test_resume_after_an_interruption(
     assert s.resumed_segments == 1 and s.frames == 50
     assert len(frames_of(out)) == 50 and not parts.exists()
     assert verify(out).watermark_found
+
+
+def test_ctrl_c_in_detection_then_resume_swaps_every_frame(
+    woman_clip, model_dir, tmp_path, monkeypatch
+):
+    """A Ctrl-C while convert finds the faces must not leave a frame with the original face."""
+    from facetwin.extract import pipeline
+
+    out = tmp_path / "detect_interrupted.mp4"
+    real = pipeline.analyse_face
+    seen = [0]
+
+    def wrapped(*a, **kw):  # type: ignore[no-untyped-def]
+        seen[0] += 1
+        if seen[0] == 20:
+            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, mid-frame
+        return real(*a, **kw)
+
+    monkeypatch.setattr(pipeline, "analyse_face", wrapped)
+    with pytest.raises(KeyboardInterrupt):
+        convert(woman_clip, model_dir, out, cfg())
+    monkeypatch.undo()
+    s = convert(woman_clip, model_dir, out, cfg())
+    assert s.frames == 50 and s.frames_swapped == 50
 
 
 # -- blend and colour modes, seams ---------------------------------------------------------------

@@ -32,6 +32,7 @@ from facetwin.extract.masks import face_mask
 from facetwin.extract.pose import head_pose
 from facetwin.extract.tracking import SmoothConfig, smooth_track
 from facetwin.faceset import FACES_DIR, FaceSet, atomic_write_bytes, encode_png
+from facetwin.interrupt import GracefulStop
 from facetwin.media.image import contact_sheet, is_image_path, read_image
 from facetwin.media.video import is_video_path, iter_frames, probe
 
@@ -349,23 +350,22 @@ class Extractor:
         frames: list[tuple[int, int]] = []
         rows: list[dict] = []
         last = start - 1
-        try:
+        # Ctrl-C is honoured between frames, after a commit of every finished frame; a second
+        # Ctrl-C stops at once and only the frames since the last commit are redone on resume
+        with GracefulStop() as stop:
             for idx, frame in iter_frames(path, start):
-                last = idx
                 if idx % self.cfg.every == 0:
                     tracks, new_rows = self._video_frame(sid, path.stem, idx, frame, tracks)
                     frames.append((idx, len(new_rows)))
                     rows.extend(new_rows)
                     self.frames_done += 1
+                last = idx
                 bar.update(1)
-                if len(frames) >= self.cfg.commit_every:
+                if len(frames) >= self.cfg.commit_every or stop.requested:
                     self._commit(sid, idx + 1, frames, rows, tracks)
                     frames, rows = [], []
-        except KeyboardInterrupt:
-            # frames already processed are complete: keep them, then stop
+                    stop.check()
             self._commit(sid, last + 1, frames, rows, tracks)
-            raise
-        self._commit(sid, last + 1, frames, rows, tracks)
         self._finish_video(sid)
         if info.frame_count and last + 1 < 0.95 * info.frame_count:
             raise InputError(
