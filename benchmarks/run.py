@@ -10,7 +10,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-STAGES = ["bench_extract", "bench_identity", "bench_train", "bench_convert", "quality"]
+STAGES = [
+    "bench_extract",
+    "bench_identity",
+    "bench_train",
+    "bench_convert",
+    "bench_label",
+    "quality",
+]
 
 
 def main() -> None:

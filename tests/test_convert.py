@@ -397,7 +397,13 @@ def test_folder_of_images_swaps_faces_and_copies_the_rest(woman_clip, model_dir,
     s = convert(src, model_dir, tmp_path / "out", cfg())
     assert s.kind == "folder" and s.frames == 3 and s.frames_swapped == 2
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == [".facetwin-convert.jsonl", "a.png", "b.jpg", "c.png"]  # + the resume journal
+    assert names == [
+        ".facetwin-convert.jsonl",
+        ".facetwin.lock",
+        "a.png",
+        "b.jpg",
+        "c.png",
+    ]  # + the resume journal
     assert (tmp_path / "out" / "c.png").read_bytes() == (src / "c.png").read_bytes()
     for name in ("a.png", "b.jpg"):
         r = verify(tmp_path / "out" / name)

@@ -70,7 +70,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "bright": [f + SHIFT for f in orig],
         "alternating": [f + SHIFT * (i % 2) for i, f in enumerate(orig)],
         "offset": [cv2.warpAffine(f, move, (w, h), borderMode=cv2.BORDER_REPLICATE) for f in orig],
-        "grey": [grey] * 5,
+        "grey": [grey] * FRAMES,
         "small": [cv2.resize(f, (w // 2, h // 2)) for f in orig[:5]],
     }
     return {k: write_video(root / f"{k}.mp4", v) for k, v in made.items()}

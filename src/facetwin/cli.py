@@ -7,6 +7,7 @@ Ctrl-C keeps what was written and says how to resume.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import logging
@@ -78,6 +79,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
             "lr": a.lr,
             "loss": a.loss,
             "holdout": a.holdout,
+            "save_every": a.save_every,
+            "save_minutes": a.save_minutes,
         }.items()
         if v is not None
     }
@@ -122,6 +125,8 @@ def _cmd_convert(a: argparse.Namespace) -> int:
         side_by_side=a.side_by_side,
         label=not a.no_label,
         faceset=a.faceset,
+        detector=a.detector,
+        sharpen=a.sharpen,
         occlusion=not a.no_occlusion,
         progress=not a.quiet,
     )
@@ -234,6 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, help="faces per identity per step (16)")
     t.add_argument("--iterations", type=int, help="train until this iteration")
     t.add_argument("--minutes", type=float, help="train for this long")
+    t.add_argument(
+        "--save-every", type=int, metavar="N", help="write a snapshot every N iterations (500)"
+    )
+    t.add_argument(
+        "--save-minutes",
+        type=float,
+        metavar="M",
+        help="and at least every M minutes (5; 0: by iterations only); a clean stop always saves",
+    )
     t.add_argument("--coverage", type=float, help="training crop coverage (1.0 = tight face)")
     t.add_argument("--lr", type=float, help="peak learning rate (5e-5)")
     t.add_argument(
@@ -265,7 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--color", default="rct", help="none, rct (default), hist")
     c.add_argument("--crf", type=int, default=18, help="H.264 quality (18)")
     c.add_argument("--faceset", help="reuse this face set's smoothed landmarks")
+    c.add_argument(
+        "--detector",
+        default="dlib-hog",
+        help="face detector when no --faceset is given: dlib-hog (default), dlib-cnn, mtcnn "
+        "(use the one the face set was extracted with)",
+    )
     c.add_argument("--no-smooth", action="store_true", help="turn landmark smoothing off")
+    c.add_argument(
+        "--sharpen",
+        type=float,
+        default=0.5,
+        metavar="AMOUNT",
+        help="unsharp mask on the drawn face once scaled into the frame (0..3, default 0.5; "
+        "0 = off)",
+    )
     c.add_argument(
         "--no-occlusion",
         action="store_true",
@@ -311,16 +339,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(message: object) -> str:
+    """``message`` on one line: newlines and other control characters (from a crafted file name
+    or a library's message) become spaces, so the promise of one line holds."""
+    text = "".join(c if c.isprintable() else " " for c in str(message))
+    return " ".join(text.split())
+
+
+def _quiet_native_logs(verbose: bool) -> None:
+    """Keep OpenCV's own "[ WARN:0@...]" / "[ERROR:0@...]" lines off stderr: facetwin says what
+    went wrong in its one line. Set before cv2 is imported (it reads OPENCV_LOG_LEVEL then), and
+    on cv2 itself when something imported it already. ``-v`` leaves them on. FFmpeg's log (PyAV)
+    is off unless a program turns it on (``av.logging``), and libpng's messages are silenced
+    around each decode (media/image.py)."""
+    if verbose:
+        return
+    import os
+
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"].upper() in ("OFF", "SILENT"):
+        with contextlib.suppress(Exception):
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="facetwin: %(levelname)s: %(message)s",
     )
+    _quiet_native_logs(args.verbose)
     try:
         return int(args.func(args))
     except FacetwinError as e:
-        print(f"facetwin: error: {e}", file=sys.stderr)
+        print(f"facetwin: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(
@@ -329,9 +382,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERRUPTED
     except OSError as e:
-        if e.errno == errno.ENOSPC:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
             print(
-                f"facetwin: error: disk full ({e.filename or ''}); finished work is saved",
+                _one_line(
+                    f"facetwin: error: disk full ({e.filename or ''}); finished work is saved"
+                ),
+                file=sys.stderr,
+            )
+            return EXIT_DISK_FULL
+        raise
+    except Exception as e:
+        # SQLite's "database or disk is full" where no facetwin code wrapped it: still exit 5
+        import sqlite3
+
+        if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
+            print(
+                f"facetwin: error: disk full ({_one_line(e)}); finished work is saved",
                 file=sys.stderr,
             )
             return EXIT_DISK_FULL

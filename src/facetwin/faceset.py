@@ -15,6 +15,11 @@ the same database an uninterrupted one gives.
 
 Schema versions: ``meta.schema_version``; opening a newer one than this code knows is refused with
 the reason, an older one is migrated here (none yet: version 1 is the first).
+
+Damaged and crafted face sets: every read goes through this class, which turns a damaged
+database page (``sqlite3.DatabaseError``) and any stored value of the wrong type, length or shape
+into an :class:`InputError` that names the face set, and refuses a face file name that would
+lead outside ``faces/`` (``../../etc/passwd``, an absolute path, a symlink out of the folder).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facetwin.errors import InputError, OutputError
+from facetwin.errors import InputError, OutputError, UsageError
 
 SCHEMA_VERSION = 1
 DB_NAME = "faceset.db"
@@ -113,16 +118,22 @@ class FaceRecord:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    Any OS error (disk full, read-only or missing folder, permissions) is an OutputError, and
+    the temporary file is removed.
+    """
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
         os.replace(tmp, path)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
@@ -139,7 +150,69 @@ def _blob(a: np.ndarray | None, dtype: type) -> bytes | None:
 
 
 def _arr(b: bytes | None, dtype: type, shape: tuple[int, ...]) -> np.ndarray | None:
-    return None if b is None else np.frombuffer(b, dtype=dtype).reshape(shape).copy()
+    """Decode a stored array: ValueError unless it is a blob of exactly ``shape`` finite values."""
+    if b is None:
+        return None
+    if not isinstance(b, bytes):
+        raise ValueError(f"a {type(b).__name__} where an array blob belongs")
+    need = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if len(b) != need:
+        raise ValueError(f"an array blob of {len(b)} bytes where {need} belong")
+    a: np.ndarray = np.frombuffer(b, dtype=dtype).reshape(shape).copy()
+    if not np.isfinite(a).all():
+        raise ValueError("an array with NaN or infinite values")
+    return a
+
+
+def _int(v: object, name: str, optional: bool = False) -> int | None:
+    if v is None and optional:
+        return None
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise ValueError(f"{name} is {v!r}, not a whole number")
+    return v
+
+
+def _num(v: object, name: str, optional: bool = True) -> float | None:
+    if v is None and optional:
+        return None
+    if not isinstance(v, int | float) or isinstance(v, bool) or not np.isfinite(v):
+        raise ValueError(f"{name} is {v!r}, not a number")
+    return float(v)
+
+
+def _text(v: object, name: str) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"{name} is {v!r}, not text")
+    return v
+
+
+def safe_face_file(name: object) -> str:
+    """``name`` if it is a plain file name inside faces/ (no folder part, not hidden); else
+    ValueError - a crafted face set must not make facetwin read outside its folder."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.startswith(".")
+        or any(c in name for c in "/\\\0")
+        or len(name) > 255
+    ):
+        raise ValueError(f"face file {name!r} is not a file name inside {FACES_DIR}/")
+    return name
+
+
+def _box(text: object) -> tuple[float, float, float, float]:
+    try:
+        box = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        box = None
+    if (
+        not isinstance(box, list)
+        or len(box) != 4
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
+        or not np.isfinite(box).all()
+    ):
+        raise ValueError(f"box {str(text)[:40]!r} is not a JSON list of 4 numbers")
+    return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
 
 
 class FaceSet:
@@ -160,20 +233,42 @@ class FaceSet:
             )
         try:
             conn = sqlite3.connect(db)
-            version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as e:
             raise InputError(f"{db} is not a readable face set database ({e})") from None
-        if version is None or int(version[0]) > SCHEMA_VERSION:
+        try:
+            cls._check_version(root, conn)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(root, conn)
+
+    @staticmethod
+    def _check_version(root: Path, conn: sqlite3.Connection) -> None:
+        """InputError unless the set's schema version is one this code reads."""
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as e:
             raise InputError(
-                f"{root} has face set schema {version and version[0]}; this facetwin reads "
+                f"{root / DB_NAME} is not a readable face set database ({e})"
+            ) from None
+        value = row[0] if row else None
+        try:
+            version = int(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise InputError(
+                f"{root} is not a usable face set: its schema version is {value!r}, not a number"
+            ) from None
+        if version > SCHEMA_VERSION:
+            raise InputError(
+                f"{root} has face set schema {version}; this facetwin reads "
                 f"up to {SCHEMA_VERSION} - upgrade facetwin"
             )
-        return cls(root, conn)
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], settings: dict[str, object]) -> FaceSet:
         """Open ``path`` for writing, creating it; an existing set must have the same settings."""
         root = Path(path)
+        conn: sqlite3.Connection | None = None
         try:
             (root / FACES_DIR).mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(root / DB_NAME)
@@ -181,9 +276,23 @@ class FaceSet:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
         except (OSError, sqlite3.OperationalError) as e:
+            if conn is not None:
+                conn.close()
             raise OutputError(f"cannot create face set at {root}: {e}") from None
+        except sqlite3.DatabaseError as e:  # not a database, or damaged pages
+            if conn is not None:
+                conn.close()
+            raise InputError(
+                f"{root / DB_NAME} is not a readable face set database ({e})"
+            ) from None
         fs = cls(root, conn)
-        old = fs.settings()
+        try:
+            old = fs.settings()
+            if old:
+                cls._check_version(root, conn)
+        except BaseException:
+            fs.close()
+            raise
         if not old:
             with fs.transaction():
                 conn.execute(
@@ -196,8 +305,6 @@ class FaceSet:
         elif old != json.loads(json.dumps(settings)):
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
             fs.close()
-            from facetwin.errors import UsageError
-
             raise UsageError(
                 f"{root} was extracted with other settings ({', '.join(diff)}); "
                 "use a new output folder or the same options"
@@ -215,32 +322,107 @@ class FaceSet:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction. A full disk ("database or disk is full"), a read-only folder or
+        any other failure to write is an OutputError; damaged pages are an InputError."""
         try:
             with self.conn:
                 yield self.conn
         except sqlite3.OperationalError as e:
             raise OutputError(f"cannot write face set {self.root}: {e}") from None
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(e) from None
+
+    def _damaged(self, e: Exception) -> InputError:
+        if isinstance(e, sqlite3.OperationalError):
+            return InputError(f"cannot read face set {self.root} ({e})")
+        return InputError(f"face set {self.root} is damaged ({e}); extract it again")
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Around every read: a damaged page is an InputError that names the face set."""
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(e) from None
 
     # -- settings ------------------------------------------------------------------------------
     def settings(self) -> dict[str, object]:
-        row = self.conn.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
-        return json.loads(row[0]) if row else {}
+        with self._reading():
+            row = self.conn.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
+        if not row:
+            return {}
+        try:
+            value = json.loads(row[0])
+        except (TypeError, ValueError):
+            value = None
+        if not isinstance(value, dict):
+            raise InputError(f"face set {self.root} is damaged: its settings are not a JSON object")
+        return value
 
     @property
     def size(self) -> int:
-        return int(self.settings().get("size", 256))  # type: ignore[call-overload]
+        v = self.settings().get("size", 256)
+        if not isinstance(v, int) or isinstance(v, bool) or not 8 <= v <= 8192:
+            raise InputError(f"face set {self.root} is damaged: its face size is {v!r}")
+        return v
 
     @property
     def coverage(self) -> float:
-        return float(self.settings().get("coverage", 2.0))  # type: ignore[arg-type]
+        v = self.settings().get("coverage", 2.0)
+        if not isinstance(v, int | float) or isinstance(v, bool) or not 0.1 <= v <= 10:
+            raise InputError(f"face set {self.root} is damaged: its coverage is {v!r}")
+        return float(v)
+
+    @property
+    def every(self) -> int:
+        """The video frame step the set was extracted with (1: every frame)."""
+        v = self.settings().get("every", 1)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise InputError(f"face set {self.root} is damaged: its frame step is {v!r}")
+        return v
 
     # -- sources and progress ----------------------------------------------------------------
     def source(self, path: str) -> sqlite3.Row | None:
+        """The source row of ``path`` (columns by name), checked, or None."""
         self.conn.row_factory = sqlite3.Row
         try:
-            return self.conn.execute("SELECT * FROM sources WHERE path=?", (path,)).fetchone()
+            with self._reading():
+                row = self.conn.execute("SELECT * FROM sources WHERE path=?", (path,)).fetchone()
         finally:
             self.conn.row_factory = None
+        if row is not None:
+            self._check_source(tuple(row))
+        return row
+
+    _SOURCE_COLS = (
+        "id, path, kind, width, height, fps, frame_count, next_frame, status"  # schema order
+    )
+
+    def _check_source(self, r: tuple) -> dict[str, object]:  # type: ignore[type-arg]
+        """A sources row as a dict; InputError when a value has the wrong type."""
+        try:
+            out: dict[str, object] = {
+                "id": _int(r[0], "id"),
+                "path": _text(r[1], "path"),
+                "kind": _text(r[2], "kind"),
+                "width": _int(r[3], "width", True),
+                "height": _int(r[4], "height", True),
+                "fps": _num(r[5], "fps"),
+                "frame_count": _int(r[6], "frame_count", True),
+                "next_frame": _int(r[7], "next_frame"),
+                "status": _text(r[8], "status"),
+            }
+        except (ValueError, IndexError) as e:
+            raise InputError(f"face set {self.root} is damaged: source {r[0]!r}: {e}") from None
+        if out["kind"] not in ("image", "video") or out["status"] not in ("running", "done"):
+            raise InputError(f"face set {self.root} is damaged: source {r[0]!r} is {r[2:]!r}")
+        return out
+
+    def sources(self) -> list[dict[str, object]]:
+        """Every source (id, path, kind, width, height, fps, frame_count, next_frame, status)."""
+        with self._reading():
+            rows = list(self.conn.execute(f"SELECT {self._SOURCE_COLS} FROM sources ORDER BY id"))
+        return [self._check_source(r) for r in rows]
 
     def add_source(
         self,
@@ -329,51 +511,80 @@ class FaceSet:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY f.source_id, f.frame, f.face"
-        return [self._record(r) for r in self.conn.execute(sql, args)]
+        with self._reading():  # rows decoded as they stream: no second copy of the blobs
+            return [self._record(r) for r in self.conn.execute(sql, args)]
 
-    @staticmethod
-    def _record(r: tuple) -> FaceRecord:  # type: ignore[type-arg]
-        return FaceRecord(
-            id=r[0],
-            source_id=r[1],
-            source=r[2],
-            frame=r[3],
-            face=r[4],
-            file=r[5],
-            box=tuple(json.loads(r[6])),
-            score=r[7],
-            landmarks=_arr(r[8], np.float32, (68, 2)),  # type: ignore[arg-type]
-            landmarks_smooth=_arr(r[9], np.float32, (68, 2)),
-            matrix=_arr(r[10], np.float64, (2, 3)),  # type: ignore[arg-type]
-            embedding=_arr(r[11], np.float32, (128,)),
-            embedding_frame=r[12],
-            detector=r[13],
-            blur=r[14],
-            yaw=r[15],
-            pitch=r[16],
-            roll=r[17],
-            track=r[18],
-            bridged=bool(r[19]),
-        )
+    def _record(self, r: tuple) -> FaceRecord:  # type: ignore[type-arg]
+        """A checked face record: InputError when a stored value has the wrong type or shape."""
+        try:
+            return FaceRecord(
+                id=_int(r[0], "id"),  # type: ignore[arg-type]
+                source_id=_int(r[1], "source_id"),  # type: ignore[arg-type]
+                source=_text(r[2], "source path"),
+                frame=_int(r[3], "frame"),  # type: ignore[arg-type]
+                face=_int(r[4], "face"),  # type: ignore[arg-type]
+                file=None if r[5] is None else safe_face_file(r[5]),
+                box=_box(r[6]),
+                score=_num(r[7], "score", False),  # type: ignore[arg-type]
+                landmarks=_arr(r[8], np.float32, (68, 2)),  # type: ignore[arg-type]
+                landmarks_smooth=_arr(r[9], np.float32, (68, 2)),
+                matrix=_arr(r[10], np.float64, (2, 3)),  # type: ignore[arg-type]
+                embedding=_arr(r[11], np.float32, (128,)),
+                embedding_frame=_int(r[12], "embedding_frame", True),
+                detector=_text(r[13], "detector"),
+                blur=_num(r[14], "blur"),
+                yaw=_num(r[15], "yaw"),
+                pitch=_num(r[16], "pitch"),
+                roll=_num(r[17], "roll"),
+                track=_int(r[18], "track", True),
+                bridged=bool(_int(r[19], "bridged")),
+            )
+        except (ValueError, TypeError, IndexError) as e:
+            raise InputError(f"face set {self.root} is damaged: face {r[0]!r}: {e}") from None
+
+    def face_path(self, rec: FaceRecord) -> Path:
+        """The aligned face's file, which must lie inside faces/ (InputError otherwise)."""
+        if rec.file is None:
+            raise InputError(f"face {rec.id} is a bridged face and has no image")
+        try:
+            name = safe_face_file(rec.file)
+        except ValueError as e:
+            raise InputError(f"face set {self.root} is damaged: face {rec.id}: {e}") from None
+        folder = self.root / FACES_DIR
+        path = folder / name
+        try:  # a symlink (or a faces/ that is one) must not lead outside the face set
+            inside = path.resolve().parent == self.root.resolve() / FACES_DIR
+        except (OSError, RuntimeError):
+            inside = False
+        if not inside:
+            raise InputError(f"face set {self.root}: {path} leads outside the face set")
+        return path
 
     def load_aligned(self, rec: FaceRecord) -> np.ndarray:
         """The aligned face as RGB uint8 (size, size, 3)."""
-        if rec.file is None:
-            raise InputError(f"face {rec.id} is a bridged face and has no image")
-        path = self.root / FACES_DIR / rec.file
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        from facetwin.media.image import decode_image
+
+        path = self.face_path(rec)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = b""
+        img = decode_image(data) if data else None
         if img is None:
             raise InputError(f"aligned face {path} is missing or unreadable")
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return img
 
     def load_mask(self, rec: FaceRecord, kind: str = "components") -> np.ndarray:
         """uint8 (size, size) mask, 0/255, of kind 'components' or 'extended'."""
-        row = self.conn.execute("SELECT masks FROM faces WHERE id=?", (rec.id,)).fetchone()
+        from facetwin.media.image import decode_image
+
+        with self._reading():
+            row = self.conn.execute("SELECT masks FROM faces WHERE id=?", (rec.id,)).fetchone()
         if row is None or row[0] is None:
             raise InputError(f"face {rec.id} has no stored mask")
-        img = cv2.imdecode(np.frombuffer(row[0], np.uint8), cv2.IMREAD_GRAYSCALE)
+        img = decode_image(row[0], grey=True) if isinstance(row[0], bytes) else None
         if img is None:
-            raise InputError(f"face {rec.id} has a corrupt mask")
+            raise InputError(f"face set {self.root}: face {rec.id} has a corrupt mask")
         level = {"components": 255, "extended": 128}[kind]
         return np.where(img >= level, 255, 0).astype(np.uint8)
 
@@ -384,32 +595,35 @@ class FaceSet:
 
     def counts(self) -> dict[str, int]:
         c = self.conn
-        return {
-            "faces": c.execute("SELECT COUNT(*) FROM faces WHERE bridged=0").fetchone()[0],
-            "bridged": c.execute("SELECT COUNT(*) FROM faces WHERE bridged=1").fetchone()[0],
-            "frames": c.execute("SELECT COUNT(*) FROM frames").fetchone()[0],
-            "frames_with_faces": c.execute("SELECT COUNT(*) FROM frames WHERE faces>0").fetchone()[
-                0
-            ],
-            "sources": c.execute("SELECT COUNT(*) FROM sources").fetchone()[0],
-        }
+        with self._reading():
+            return {
+                "faces": c.execute("SELECT COUNT(*) FROM faces WHERE bridged=0").fetchone()[0],
+                "bridged": c.execute("SELECT COUNT(*) FROM faces WHERE bridged=1").fetchone()[0],
+                "frames": c.execute("SELECT COUNT(*) FROM frames").fetchone()[0],
+                "frames_with_faces": c.execute(
+                    "SELECT COUNT(*) FROM frames WHERE faces>0"
+                ).fetchone()[0],
+                "sources": c.execute("SELECT COUNT(*) FROM sources").fetchone()[0],
+            }
 
     def dump(self) -> list[tuple]:  # type: ignore[type-arg]
         """Every stored row (sources, frames, faces) in a fixed order - for comparing two runs."""
         c = self.conn
-        return (
-            list(c.execute("SELECT * FROM sources ORDER BY id"))
-            + list(c.execute("SELECT * FROM frames ORDER BY source_id, frame"))
-            + list(c.execute("SELECT * FROM faces ORDER BY source_id, frame, face"))
-            + list(c.execute("SELECT * FROM tracks ORDER BY source_id, track"))
-        )
+        with self._reading():
+            return (
+                list(c.execute("SELECT * FROM sources ORDER BY id"))
+                + list(c.execute("SELECT * FROM frames ORDER BY source_id, frame"))
+                + list(c.execute("SELECT * FROM faces ORDER BY source_id, frame, face"))
+                + list(c.execute("SELECT * FROM tracks ORDER BY source_id, track"))
+            )
 
     def tracks(self, source_id: int) -> list[tuple]:  # type: ignore[type-arg]
         """Tracker state rows (track, last_frame, box, embedding, embedding_frame, keep)."""
-        return list(
-            self.conn.execute(
-                "SELECT track, last_frame, box, embedding, embedding_frame, keep FROM tracks "
-                "WHERE source_id=? ORDER BY track",
-                (source_id,),
+        with self._reading():
+            return list(
+                self.conn.execute(
+                    "SELECT track, last_frame, box, embedding, embedding_frame, keep FROM tracks "
+                    "WHERE source_id=? ORDER BY track",
+                    (source_id,),
+                )
             )
-        )

@@ -5,34 +5,68 @@ independent ways:
 
 * a **metadata tag** (PNG ``tEXt``, JPEG ``COM``, video container ``comment``/``description``)
   that any tool can read, but that is lost by a screenshot or a re-encode; and
-* an **invisible watermark** in the luma channel that survives the ordinary life of a shared
-  image: JPEG at quality 50, H.264 at CRF 28, and down-scaling to half size.
+* an **invisible watermark** in the luma channel that survives what a shared file goes through:
+  half-size scaling *and* re-encoding (H.264 CRF 28, JPEG quality 50) together, and cropping.
 
-Watermark design (why it looks like this):
+Watermark design (scheme 2; why it looks like this):
 
-* The mark lives on a *canonical grid*: the luma is resized to ``CANONICAL`` x ``CANONICAL``
-  whatever the image size, so the grid is defined relative to the frame. A resized copy maps
-  onto the same grid again, which is what makes detection work at any size; there is no scale
-  search and hence no extra false-positive risk from trying many scales.
-* On that grid we take the 8x8 block DCT and add a key-derived pseudo-random +-``STRENGTH``
-  pattern to a low/mid band of coefficients (``BAND``). Low enough to survive JPEG, H.264 and a
-  0.5x ``INTER_AREA`` resize (which halves every frequency's headroom), high enough that the
-  host image's own energy there is small. The delta is computed on the canonical grid and then
-  resized back to the image size, so only luma changes (R, G and B get the same offset).
-* It is additive spread spectrum: 64 payload bits, each spread over 160 coefficients at
-  random positions across the whole frame, so no region (a face, the sky) carries a bit alone.
-* The detector is a *locally normalised correlation*: each coefficient is divided by the local
-  energy of the band around it before correlating with the key. Flat regions, where the host
-  barely interferes, then count for more than busy texture. The statistic is built to be
-  close to a standard normal on unmarked images (about N(0, 1.1) measured on real photos and
-  video frames), so ``DETECTION_THRESHOLD`` is a real false-positive bound rather than a
-  tuned guess; marked images score about 20-30 even after the attacks above.
+* **A tile that spans the frame's shorter side.** The mark is one periodic luma pattern whose
+  period is the shorter side of the frame, repeated along the longer one. Sizes are relative
+  to the frame, so a resized copy carries the same pattern at the same relative size; a crop
+  only shifts it (the tile is periodic) and makes it larger relative to the new shorter side.
+  The detector therefore searches over a *relative scale* (``SCALES``: 0.96-1.37, i.e. crops
+  of up to a quarter of the shorter side) and over every cyclic *shift* of the tile.
+* **Low frequencies that survive a re-upload.** The pattern holds ``BAND`` = 8-40 cycles per
+  shorter side (wavelengths of 9-45 px in a 640x360 frame, 4.5-22 px after 0.5x), every
+  frequency with the same amplitude and a key-derived phase. Measured on the bundled clips,
+  0.5x + H.264 CRF 28 keeps 25-70 % of the amplitude at 8-24 cycles, 10-30 % at 24-32 and
+  under 15 % above 32, where scheme 1 lived (16-48 cycles); below 8 cycles the picture itself
+  is too strong. The upper part of the band carries most of a still's score (JPEG and
+  resizing keep it), the lower part most of a re-encoded video's.
+* **Only luma changes**, by ``STRENGTH`` = 2 grey levels RMS (PSNR about 42 dB). The pattern
+  depends on the frame size and the key only, never on the content, so a video is marked by
+  adding one precomputed pattern to each frame (convert's ``FrameLabeller``).
+* **Detection folds the image onto one tile.** The luma is brought to a working size whose
+  shorter side is ``TILE`` px, high-passed and divided by its local contrast (flat areas, where
+  the picture hides the mark least, count as much as busy ones). For each scale it is folded
+  modulo the tile (the tiles are summed) and correlated with the key over every cyclic shift at
+  once by FFT, each frequency weighted by the inverse of the fold's own local spectral
+  magnitude. A video adds the folds of its sampled frames before correlating, so the mark, the
+  same in every frame, adds up while changing pictures average out.
+* **A score with a known false-alarm bound.** Each correlation is divided by its exact
+  standard deviation over random key phases, computed from the image's own magnitudes. The
+  key's phases owe nothing to a picture that was not marked with them, so for *any* unmarked
+  image the score at one (scale, shift) is a sum of cosines of independent uniform phases,
+  sub-Gaussian with variance 1: ``P(score >= t) <= exp(-t^2 / 2)``. With
+  ``SEARCH_SIZE`` = 25 scales x 192^2 shifts, ``DETECTION_THRESHOLD`` = 7.6 bounds the false
+  alarm of one image at 921,600 * exp(-28.9) = 2.6e-7 (:func:`false_alarm_bound`). Unmarked
+  real frames and photos score 4.8 +- 0.3 (the best of 921,600 near-N(0, 1) values), marked
+  ones 10-50 after the attacks above (benchmarks/results/label-cpu.json).
+* **Payload.** Half of the frequencies (``PILOT_SHARE``) are a fixed pilot; the other half carry
+  64 payload bits by sign. The score tests the expected payload as a whole; single bits are
+  decoded at the best (scale, shift), exactly once the score is about 30 (``bits_ok``).
 * The key stream comes from SHAKE-256, not from numpy's RNG, whose streams may change between
-  numpy versions: a mark written today must still be found by every later facetwin.
+  numpy versions: a mark written today must still be found by every later facetwin. For the
+  same reason the scheme-1 detector (8x8 DCT band on a 256x256 canonical grid, what facetwin
+  wrote before scheme 2) is kept: outputs marked by it are still found (``scheme`` 1).
 
-Known limits: the grid is tied to the full frame, so cropping (even by 1-2 %), rotation or
-mirroring removes the mark; heavier compression than CRF ~32 weakens it below the threshold.
-The metadata tag covers those cases only while the file itself is kept.
+A video's verdict (:func:`verify`) combines two tests over the sampled frames:
+
+* pooled: the folds of all sampled frames, added up, reach DETECTION_THRESHOLD. P <= 2.6e-7
+  for any unmarked video, however alike its frames (the bound above holds for any picture).
+* binomial: at least :func:`frames_needed` frames (4 of 16, 3 of 8) carry the mark on their own.
+  Against ``FRAME_FALSE_ALARM`` = 1e-3, an upper bound on the per-frame false-alarm rate
+  measured on unmarked real frames, that count has P <= ``VIDEO_FRAME_ALPHA`` = 5e-7 when
+  frames are independent. Frames of one still shot are not; for them Markov's inequality with
+  the per-frame bound above gives P <= 16 * 2.6e-7 / 4 = 1.1e-6.
+
+So an unmarked video is called labelled with probability below 1e-6 (independent frames).
+
+Known limits (measured in the benchmark): a crop of more than about a quarter of the shorter
+side, rotation (2 degrees), mirroring, a changed aspect ratio (width squeezed 10 %) and bars
+that lengthen the shorter side (letterboxing a landscape frame) lose the mark; heavier
+compression weakens it (0.5x + CRF 32: 3 of 4 frames, every video still labelled). The metadata
+tag covers those cases only while the file itself is kept.
 """
 
 from __future__ import annotations
@@ -40,9 +74,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
+import re
 import secrets
 import struct
+import unicodedata
 import zlib
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -54,6 +91,7 @@ import numpy as np
 
 from facetwin import __version__
 from facetwin.errors import InputError, OutputError, UsageError
+from facetwin.media.image import decode_image
 
 log = logging.getLogger(__name__)
 
@@ -62,37 +100,54 @@ log = logging.getLogger(__name__)
 #: Payload written by facetwin: a fixed signature, so every facetwin output carries the same mark.
 DEFAULT_PAYLOAD = b"facetwin"
 #: Secret-less key of the carrier; versioned so that a future scheme can use a new one.
-WATERMARK_KEY = b"facetwin-watermark-v1"
-#: Side of the square grid the mark is defined on (the luma is resized to it).
-CANONICAL = 256
-#: DCT block size on the canonical grid.
-BLOCK = 8
-#: (row, col) DCT coefficients that carry the mark: u+v in 2..4, no DC and no (0,1)/(1,0),
-#: whose host energy is large and whose change would show as block-wise brightness gradients.
-BAND: tuple[tuple[int, int], ...] = (
-    (1, 1),
-    (0, 2),
-    (2, 0),
-    (1, 2),
-    (2, 1),
-    (0, 3),
-    (3, 0),
-    (2, 2),
-    (1, 3),
-    (3, 1),
-)
-#: Amplitude added to each band coefficient (orthonormal DCT units, i.e. grey levels).
-#: 6.0 gives a PSNR of about 42 dB on real photos.
-STRENGTH = 6.0
+WATERMARK_KEY = b"facetwin-watermark-v2"
+#: Side of the tile in the detector's working resolution (the tile spans the shorter side).
+TILE = 192
+#: Radial frequencies of the pattern, in cycles per tile (= per shorter side of the frame).
+BAND = (8, 40)
+#: RMS of the luma pattern in grey levels: PSNR about 42 dB.
+STRENGTH = 2.0
 #: Payload size in bits; shorter payloads are repeated to fill it.
 PAYLOAD_BITS = 64
-#: Score above which an image counts as marked. Unmarked photos/frames score about N(0, 1.1)
-#: (max 3.6 over ~2,500 crops and frames); marked ones 20+ after JPEG q50 / H.264 CRF 28 / 0.5x.
-DETECTION_THRESHOLD = 8.0
-#: Floor of the local energy used to normalise coefficients, so flat areas do not blow up.
-_ENERGY_FLOOR = 2.0
-#: Smallest side we mark or check: below it the canonical grid is mostly interpolation.
+#: Share of the band's frequencies that carry the fixed pilot rather than payload bits.
+PILOT_SHARE = 0.5
+#: Relative tile sizes the detector tries: 1 for a resized copy, 1/0.9 after cropping 10 % of
+#: the shorter side; steps of 1.5 % (halfway between two, the band's top loses about 10 %).
+SCALES: tuple[float, ...] = tuple(float(0.96 * 1.015**i) for i in range(25))
+#: Smallest side we mark or check: below it the tile is mostly interpolation.
 MIN_SIDE = 64
+
+# --- detection: statistics ------------------------------------------------------------------------
+
+#: Number of (scale, shift) hypotheses one search tests: the multiplicity of its maximum.
+SEARCH_SIZE = len(SCALES) * TILE * TILE
+#: Score at or above which the mark counts as found (image, frame or pooled video):
+#: P(false alarm) <= SEARCH_SIZE * exp(-threshold^2 / 2) = 2.6e-7 (:func:`false_alarm_bound`).
+DETECTION_THRESHOLD = 7.6
+#: Per-frame false-alarm rate assumed by the video's binomial test: an upper bound (95 %, rule of
+#: three) of the rate measured on >= 3,000 unmarked real frames, photos and re-encoded, resized
+#: and cropped copies of them (0 false alarms; benchmarks/results/label-cpu.json). The theory
+#: above bounds it at 2.6e-7; the measured bound is the more cautious of the two.
+FRAME_FALSE_ALARM = 1e-3
+#: False-positive bound of the binomial test over a video's frames (frames taken as independent).
+VIDEO_FRAME_ALPHA = 5e-7
+#: High-pass before the local normalisation: keeps the band, removes the picture's broad shapes.
+_HIGHPASS_SIGMA = 0.9 * TILE / (2 * math.pi * BAND[0])
+#: Local contrast normalisation: window (sigma, working px) and floor (grey levels).
+_CONTRAST_SIGMA = 2.0
+_CONTRAST_FLOOR = 0.5
+#: Width of the box over which the folded image's spectral power is averaged for the weights.
+_SPECTRUM_SMOOTH = 5
+
+# --- scheme 1 (legacy, detection only): 8x8 DCT band on a 256x256 canonical grid ------------------
+
+_V1_KEY = b"facetwin-watermark-v1"
+_V1_CANONICAL = 256
+_V1_BLOCK = 8
+_V1_BAND = ((1, 1), (0, 2), (2, 0), (1, 2), (2, 1), (0, 3), (3, 0), (2, 2), (1, 3), (3, 1))
+#: Scheme 1's threshold; its score is about N(0, 1.1) on unmarked images.
+_V1_THRESHOLD = 8.0
+_V1_ENERGY_FLOOR = 2.0
 
 # --- metadata -------------------------------------------------------------------------------------
 
@@ -104,6 +159,22 @@ SYNTHETIC_TAG = TAG_PREFIX + " face swapped by facetwin {version}, model {model_
 PNG_KEYWORD = "Comment"
 #: Container metadata keys that carry the tag in a video (mp4/mov/mkv all keep both).
 VIDEO_KEYS = ("comment", "description")
+#: The characters and the longest length each tag field may have. Nothing outside them is ever
+#: written (:func:`sanitize_field`) or accepted when reading (:func:`parse_tag`): no spaces,
+#: commas or quotes that could fake another field, no control characters that a terminal would
+#: obey, nothing that is not ASCII.
+MODEL_ID_CHARS = "A-Za-z0-9._-"
+MODEL_ID_MAX = 64
+VERSION_CHARS = "A-Za-z0-9.+-"
+VERSION_MAX = 32
+#: The whole tag, filled with the longest fields.
+TAG_MAX = len(SYNTHETIC_TAG.format(version="", model_id="")) + VERSION_MAX + MODEL_ID_MAX
+_TAG_RE = re.compile(
+    re.escape(SYNTHETIC_TAG)
+    .replace(r"\{version\}", f"([{VERSION_CHARS}]{{1,{VERSION_MAX}}})")
+    .replace(r"\{model_id\}", f"([{MODEL_ID_CHARS}]{{1,{MODEL_ID_MAX}}})"),
+    re.ASCII,
+)
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -117,20 +188,33 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 class WatermarkResult:
     """Outcome of :func:`detect_watermark`.
 
-    ``score`` is a z-score: about N(0, 1.1) on unmarked images, so it tells how sure we are,
-    not only whether. ``bits_ok`` is the fraction of the expected payload bits that decoded
-    correctly (about 0.5 on unmarked images). ``payload`` is what was decoded, right or not.
+    ``score`` is the best normalised correlation over the search: on unmarked images about
+    4.8 +- 0.3 (the largest of 921,600 near-N(0, 1) values), on marked ones 10-50 after
+    0.5x + CRF 28, 0.5x + JPEG 50 or a crop. ``bits_ok`` is the fraction of the expected
+    payload bits that decoded correctly (about 0.5 on unmarked images). ``payload`` is what
+    was decoded, right or not. ``scale`` and ``shift`` say where the mark was found: the
+    tile's size relative to the shorter side (1/scale is the share of it that a crop kept) and
+    its offset in working pixels. ``scheme`` is 2, or 1 for a mark of facetwin's first scheme.
     """
 
     found: bool
     score: float
     bits_ok: float
     payload: bytes
+    scale: float = 1.0
+    shift: tuple[int, int] = (0, 0)
+    scheme: int = 2
 
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """What :func:`verify` found in one file."""
+    """What :func:`verify` found in one file.
+
+    For a video, ``score`` is the median of the frames' scores and ``pooled_score`` the score of
+    all sampled frames together; ``frames_needed`` is how many marked frames the binomial test
+    asks for. ``malformed_tags`` counts metadata values that start like our tag but are not
+    one (never shown: they could hold anything).
+    """
 
     path: Path
     kind: Literal["image", "video"]
@@ -139,6 +223,9 @@ class VerifyReport:
     frames_checked: int
     frames_marked: int
     score: float
+    pooled_score: float = 0.0
+    frames_needed: int = 1
+    malformed_tags: int = 0
 
     @property
     def labelled(self) -> bool:
@@ -149,9 +236,10 @@ class VerifyReport:
         """One line for the CLI."""
         tag = repr(self.metadata_tag) if self.metadata_tag else "none"
         mark = "found" if self.watermark_found else "not found"
+        pooled = f", pooled {self.pooled_score:.1f}" if self.kind == "video" else ""
         return (
             f"{self.path}: {self.kind}, metadata tag {tag}, watermark {mark} "
-            f"({self.frames_marked}/{self.frames_checked} frames, score {self.score:.1f})"
+            f"({self.frames_marked}/{self.frames_checked} frames, score {self.score:.1f}{pooled})"
         )
 
 
@@ -177,79 +265,24 @@ def _luma(image_rgb: np.ndarray) -> np.ndarray:
     return image_rgb.astype(np.float32) @ _LUMA
 
 
-def _resize(plane: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize one axis at a time: area-average where it shrinks (no aliasing), linear where it
-    grows. One cv2.resize call would have to pick a single method for both axes."""
+def _rescale(plane: np.ndarray, factor: float) -> np.ndarray:
+    """Resize by ``factor`` on both axes: area-average when shrinking (no aliasing), linear when
+    growing. Passing the factor (not a rounded size) keeps the scale exact on both axes."""
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    return cv2.resize(plane, None, fx=factor, fy=factor, interpolation=interp)
+
+
+def _resize_axes(plane: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize one axis at a time: area-average where it shrinks, linear where it grows (scheme
+    1's canonical grid; one cv2.resize call would have to pick a single method for both)."""
     out = plane
     if out.shape[1] != width:
-        shrink = width < out.shape[1]
-        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        interp = cv2.INTER_AREA if width < out.shape[1] else cv2.INTER_LINEAR
         out = cv2.resize(out, (width, out.shape[0]), interpolation=interp)
     if out.shape[0] != height:
-        shrink = height < out.shape[0]
-        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        interp = cv2.INTER_AREA if height < out.shape[0] else cv2.INTER_LINEAR
         out = cv2.resize(out, (out.shape[1], height), interpolation=interp)
     return out
-
-
-@cache
-def _dct_matrix(n: int) -> np.ndarray:
-    """Orthonormal DCT-II matrix, so that coefficient units equal grey levels (energy kept)."""
-    k = np.arange(n)[:, None]
-    i = np.arange(n)[None, :]
-    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
-    m[0] /= np.sqrt(2.0)
-    m.setflags(write=False)
-    return m
-
-
-def _block_dct(plane: np.ndarray) -> np.ndarray:
-    """All 8x8 block DCTs of a canonical plane at once: (nb, nb, B, B), no Python loop."""
-    nb = plane.shape[0] // BLOCK
-    d = _dct_matrix(BLOCK)
-    blocks = plane.reshape(nb, BLOCK, nb, BLOCK).transpose(0, 2, 1, 3)
-    return np.einsum("ij,abjk,lk->abil", d, blocks, d)
-
-
-def _block_idct(coefs: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_block_dct` back to a (nb*B, nb*B) plane."""
-    nb = coefs.shape[0]
-    d = _dct_matrix(BLOCK)
-    blocks = np.einsum("ji,abjk,kl->abil", d, coefs, d)
-    return blocks.transpose(0, 2, 1, 3).reshape(nb * BLOCK, nb * BLOCK)
-
-
-def _band_vector(coefs: np.ndarray) -> np.ndarray:
-    """The band coefficients of every block as one flat vector (block-major)."""
-    rows, cols = zip(*BAND, strict=True)
-    return coefs[:, :, list(rows), list(cols)].reshape(-1)
-
-
-def _band_to_blocks(vector: np.ndarray, nb: int) -> np.ndarray:
-    """Put a band vector back into an otherwise zero (nb, nb, B, B) coefficient array."""
-    rows, cols = zip(*BAND, strict=True)
-    coefs = np.zeros((nb, nb, BLOCK, BLOCK))
-    coefs[:, :, list(rows), list(cols)] = vector.reshape(nb, nb, len(BAND))
-    return coefs
-
-
-@lru_cache(maxsize=4)
-def _carrier(key: bytes = WATERMARK_KEY) -> tuple[np.ndarray, np.ndarray]:
-    """Key-derived (sign, bit index) of every band coefficient.
-
-    SHAKE-256 rather than numpy's RNG: its output is fixed by a standard, so marks stay
-    readable across numpy versions. Each bit gets the same number of coefficients, scattered
-    over the frame by a key-derived permutation.
-    """
-    nb = CANONICAL // BLOCK
-    n = nb * nb * len(BAND)
-    raw = np.frombuffer(hashlib.shake_256(key).digest(8 * n), dtype="<u4").reshape(n, 2)
-    signs = np.where(raw[:, 0] & 1, 1.0, -1.0)
-    bit_of = np.empty(n, dtype=np.intp)
-    bit_of[np.argsort(raw[:, 1], kind="stable")] = np.arange(n) % PAYLOAD_BITS
-    signs.setflags(write=False)
-    bit_of.setflags(write=False)
-    return signs, bit_of
 
 
 def _payload_symbols(payload: bytes) -> np.ndarray:
@@ -260,23 +293,281 @@ def _payload_symbols(payload: bytes) -> np.ndarray:
     return np.resize(bits, PAYLOAD_BITS).astype(np.float64) * 2.0 - 1.0
 
 
-def _local_weights(band: np.ndarray, nb: int) -> np.ndarray:
-    """1 / local RMS of the band (3x3 blocks), one weight per band coefficient.
+@dataclass(frozen=True)
+class _Carrier:
+    """The key's frequencies: one entry per independent (half-plane) frequency of the band."""
 
-    This whitens the host: textured blocks, where the image itself dominates, are turned down
-    and flat blocks, where the mark dominates, up. The weights depend on magnitudes only, so
-    on an unmarked image the signs still average out and the score stays ~N(0, 1).
+    ky: np.ndarray  # cycles per tile, vertical (signed)
+    kx: np.ndarray  # cycles per tile, horizontal (>= 0)
+    phase: np.ndarray  # key-derived phase, radians
+    bit: np.ndarray  # payload bit carried, -1 for the pilot
+
+
+@cache
+def _carrier() -> _Carrier:
+    """Key-derived phase and role of every frequency of the band (SHAKE-256: a fixed standard,
+    so marks stay readable across numpy versions). Half-plane only: (ky, kx) and (-ky, -kx)
+    are the same real pattern."""
+    k = np.arange(-BAND[1], BAND[1] + 1)
+    ky, kx = (a.reshape(-1) for a in np.meshgrid(k, k, indexing="ij"))
+    radius = np.hypot(ky, kx)
+    keep = (radius >= BAND[0]) & (radius <= BAND[1]) & ((kx > 0) | ((kx == 0) & (ky > 0)))
+    ky, kx = ky[keep], kx[keep]
+    n = len(ky)
+    raw = np.frombuffer(hashlib.shake_256(WATERMARK_KEY).digest(8 * n), dtype="<u4")
+    raw = raw.reshape(n, 2).astype(np.float64)
+    phase = raw[:, 0] * (2 * np.pi / 2**32)
+    order = np.argsort(raw[:, 1], kind="stable")
+    pilots = int(round(n * PILOT_SHARE))
+    bit = np.full(n, -1, dtype=np.intp)
+    bit[order[pilots:]] = np.arange(n - pilots) % PAYLOAD_BITS
+    for array in (ky, kx, phase, bit):
+        array.setflags(write=False)
+    return _Carrier(ky=ky, kx=kx, phase=phase, bit=bit)
+
+
+def _coefficients(payload: bytes) -> np.ndarray:
+    """Complex amplitude of each carrier frequency for ``payload`` (unit magnitude)."""
+    carrier = _carrier()
+    sign = np.where(carrier.bit < 0, 1.0, _payload_symbols(payload)[carrier.bit])
+    return sign * np.exp(1j * carrier.phase)
+
+
+@cache
+def _template(payload: bytes) -> np.ndarray:
+    """The key's spectrum on the TILE x TILE FFT grid: Hermitian, zero outside the band."""
+    carrier = _carrier()
+    coefs = _coefficients(payload)
+    spectrum = np.zeros((TILE, TILE), dtype=np.complex128)
+    spectrum[carrier.ky % TILE, carrier.kx % TILE] = coefs
+    spectrum[-carrier.ky % TILE, -carrier.kx % TILE] = np.conj(coefs)
+    spectrum.setflags(write=False)
+    return spectrum
+
+
+@cache
+def _band_mask() -> np.ndarray:
+    """Where :func:`_template` is non-zero (both halves of the band)."""
+    mask = np.abs(_template(DEFAULT_PAYLOAD)) > 0
+    mask.setflags(write=False)
+    return mask
+
+
+@lru_cache(maxsize=4)
+def _pattern(height: int, width: int, payload: bytes) -> np.ndarray:
+    """The luma pattern for a ``height`` x ``width`` frame (float32, STRENGTH grey levels RMS).
+
+    Evaluated exactly from its Fourier series at every pixel centre, with the tile spanning the
+    shorter side: separable, so it is two small matrix products rather than an interpolation.
     """
-    energy = (band.reshape(nb, nb, len(BAND)) ** 2).mean(axis=-1).astype(np.float32)
+    carrier = _carrier()
+    tile = min(height, width)
+    rows, row_of = np.unique(carrier.ky, return_inverse=True)
+    cols, col_of = np.unique(carrier.kx, return_inverse=True)
+    coefs = np.zeros((len(rows), len(cols)), dtype=np.complex128)
+    coefs[row_of, col_of] = _coefficients(payload)
+    ey = np.exp(2j * np.pi * np.outer((np.arange(height) + 0.5) / tile, rows))
+    ex = np.exp(2j * np.pi * np.outer((np.arange(width) + 0.5) / tile, cols))
+    pattern = 2.0 * np.real(ey @ coefs @ ex.T)
+    # each term 2|c| cos(...) has mean square 2|c|^2 = 2: scale the sum to STRENGTH RMS
+    pattern *= STRENGTH / math.sqrt(2.0 * len(carrier.ky))
+    out = pattern.astype(np.float32)
+    out.setflags(write=False)
+    return out
+
+
+def _working_plane(luma: np.ndarray) -> np.ndarray:
+    """The luma at the working size (shorter side TILE), high-passed and divided by its local
+    contrast, so flat and busy areas weigh the same."""
+    plane = _rescale(luma, TILE / min(luma.shape))
+    plane = plane - cv2.GaussianBlur(plane, (0, 0), _HIGHPASS_SIGMA)
+    energy = cv2.GaussianBlur(plane * plane, (0, 0), _CONTRAST_SIGMA)
+    return plane / np.sqrt(energy + _CONTRAST_FLOOR**2)
+
+
+def _folds(plane: np.ndarray) -> np.ndarray:
+    """The plane folded onto one tile at each of SCALES: (len(SCALES), TILE, TILE).
+
+    At scale ``s`` the plane is shrunk by ``s`` so that a tile of ``s`` times the shorter side
+    becomes TILE px, then cut into TILE x TILE pieces (the last ones zero-padded) and summed.
+    """
+    out = np.empty((len(SCALES), TILE, TILE), dtype=np.float64)
+    for i, scale in enumerate(SCALES):
+        scaled = _rescale(plane, 1.0 / scale)
+        height, width = scaled.shape
+        ny, nx = -(-height // TILE), -(-width // TILE)
+        padded = np.zeros((ny * TILE, nx * TILE), dtype=np.float32)
+        padded[:height, :width] = scaled
+        out[i] = padded.reshape(ny, TILE, nx, TILE).sum(axis=(0, 2))
+    return out
+
+
+def _smoothed_power(spectrum: np.ndarray) -> np.ndarray:
+    """|spectrum|^2 averaged over a _SPECTRUM_SMOOTH-wide box around each frequency.
+
+    ``spectrum`` is the half plane of real input (rfft2: columns kx >= 0), so the columns left
+    of kx = 0 are the mirror image of those right of it: power(ky, -kx) = power(-ky, kx).
+    Rows wrap around; the band ends far below the last column, which is padded with zeros.
+    """
+    power = spectrum.real**2 + spectrum.imag**2
+    r = _SPECTRUM_SMOOTH // 2
+    mirror = np.roll(np.flip(power[..., 1 : r + 1], axis=(-2, -1)), 1, axis=-2)
+    pad = np.zeros(power.shape[:-1] + (r,), dtype=power.dtype)
+    wide = np.concatenate([mirror, power, pad], axis=-1)
+    width = power.shape[-1]
+    cols = np.zeros_like(power)
+    for c in range(2 * r + 1):
+        cols += wide[..., c : c + width]
+    out = np.zeros_like(power)
+    for dy in range(-r, r + 1):
+        out += np.roll(cols, dy, axis=-2)
+    return out / _SPECTRUM_SMOOTH**2
+
+
+@dataclass(frozen=True)
+class _Search:
+    """Best (scale, shift) of a search, its score, and the weighted spectrum there."""
+
+    score: float
+    scale_index: int
+    shift: tuple[int, int]
+    weighted: np.ndarray  # weights * spectrum of the fold at the best scale (half plane)
+
+
+def _weighted_spectra(folds: np.ndarray) -> np.ndarray:
+    """Half-plane spectra of the folds, each frequency of the band weighted by 1 / (local
+    spectral magnitude of its fold), zero elsewhere."""
+    spectrum = np.fft.rfft2(folds)  # real input: the half plane kx >= 0 holds it all
+    band = _band_mask()[:, : TILE // 2 + 1]
+    return np.where(band, 1.0 / np.sqrt(_smoothed_power(spectrum) + 1e-12), 0) * spectrum
+
+
+def _surfaces(weighted: np.ndarray, payload: bytes) -> np.ndarray:
+    """Score of every (scale, shift): the correlation with the key divided by its exact
+    standard deviation over random key phases, sqrt(sum over the band of (weight * |fold
+    spectrum|)^2), so a z-score for any unmarked image. (len(SCALES), TILE, TILE)."""
+    energy = weighted.real**2 + weighted.imag**2
+    # the full plane's sum: columns kx > 0 stand for their mirror images too
+    norm = np.sqrt(energy[..., 0].sum(axis=-1) + 2 * energy[..., 1:].sum(axis=(-2, -1)))
+    product = weighted * np.conj(_template(payload)[:, : TILE // 2 + 1])
+    surface = np.fft.irfft2(product, s=(TILE, TILE)) * (TILE * TILE)
+    return surface / np.maximum(norm, 1e-12)[..., None, None]
+
+
+def _search(folds: np.ndarray, payload: bytes) -> _Search:
+    """Correlate the folds with the key at every scale and cyclic shift; keep the best."""
+    weighted = _weighted_spectra(folds)
+    surface = _surfaces(weighted, payload)
+    best = int(np.argmax(surface))
+    index, dy, dx = np.unravel_index(best, surface.shape)
+    return _Search(
+        score=float(surface.flat[best]),
+        scale_index=int(index),
+        shift=(int(dy), int(dx)),
+        weighted=weighted[index],
+    )
+
+
+def _decode(search: _Search, payload: bytes) -> tuple[bytes, float]:
+    """Payload bits at the best (scale, shift): the sign of each bit's correlation."""
+    carrier = _carrier()
+    dy, dx = search.shift
+    at = search.weighted[carrier.ky % TILE, carrier.kx]
+    turn = np.exp(2j * np.pi * (carrier.ky * dy + carrier.kx * dx) / TILE)
+    terms = np.real(at * np.exp(-1j * carrier.phase) * turn)
+    payload_terms = carrier.bit >= 0
+    sums = np.bincount(
+        carrier.bit[payload_terms], weights=terms[payload_terms], minlength=PAYLOAD_BITS
+    )
+    decoded = sums > 0
+    bits_ok = float(np.mean(decoded == (_payload_symbols(payload) > 0)))
+    return np.packbits(decoded).tobytes(), bits_ok
+
+
+def _result(folds: np.ndarray, payload: bytes) -> WatermarkResult:
+    """Scheme-2 detection on ready folds."""
+    search = _search(folds, payload)
+    decoded, bits_ok = _decode(search, payload)
+    return WatermarkResult(
+        found=search.score >= DETECTION_THRESHOLD,
+        score=search.score,
+        bits_ok=bits_ok,
+        payload=decoded,
+        scale=SCALES[search.scale_index],
+        shift=search.shift,
+    )
+
+
+def false_alarm_bound(threshold: float = DETECTION_THRESHOLD) -> float:
+    """Upper bound of P(score >= threshold) for one unmarked image or pooled video.
+
+    Union bound over the SEARCH_SIZE hypotheses, each sub-Gaussian with variance 1.
+    """
+    return min(1.0, SEARCH_SIZE * math.exp(-(threshold**2) / 2))
+
+
+def binomial_tail(n: int, k: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), summed term by term (no 1 - ... cancellation)."""
+    return float(sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(max(k, 0), n + 1)))
+
+
+def frames_needed(n: int, p: float = FRAME_FALSE_ALARM, alpha: float = VIDEO_FRAME_ALPHA) -> int:
+    """Fewest marked frames out of ``n`` that unmarked video shows with probability <= alpha
+    (per-frame false-alarm rate ``p``); ``n + 1`` when even all ``n`` would not be enough."""
+    return next((k for k in range(1, n + 1) if binomial_tail(n, k, p) <= alpha), n + 1)
+
+
+# --- scheme 1 (legacy): detection only ------------------------------------------------------------
+
+
+@cache
+def _v1_dct_matrix() -> np.ndarray:
+    """Orthonormal 8-point DCT-II matrix."""
+    k = np.arange(_V1_BLOCK)[:, None]
+    i = np.arange(_V1_BLOCK)[None, :]
+    m = np.cos(np.pi * (2 * i + 1) * k / (2 * _V1_BLOCK)) * np.sqrt(2.0 / _V1_BLOCK)
+    m[0] /= np.sqrt(2.0)
+    m.setflags(write=False)
+    return m
+
+
+@cache
+def _v1_carrier() -> tuple[np.ndarray, np.ndarray]:
+    """Scheme 1's key-derived (sign, bit index) of every band coefficient."""
+    n = (_V1_CANONICAL // _V1_BLOCK) ** 2 * len(_V1_BAND)
+    raw = np.frombuffer(hashlib.shake_256(_V1_KEY).digest(8 * n), dtype="<u4").reshape(n, 2)
+    signs = np.where(raw[:, 0] & 1, 1.0, -1.0)
+    bit_of = np.empty(n, dtype=np.intp)
+    bit_of[np.argsort(raw[:, 1], kind="stable")] = np.arange(n) % PAYLOAD_BITS
+    return signs, bit_of
+
+
+def _v1_detect(luma: np.ndarray, payload: bytes) -> WatermarkResult:
+    """Scheme 1: the 8x8 block DCT band of the luma resized to 256x256, locally normalised and
+    correlated with the key; a z-score of about N(0, 1.1) on unmarked images."""
+    plane = _resize_axes(luma, _V1_CANONICAL, _V1_CANONICAL)
+    nb, d = _V1_CANONICAL // _V1_BLOCK, _v1_dct_matrix()
+    blocks = plane.astype(np.float64).reshape(nb, _V1_BLOCK, nb, _V1_BLOCK).transpose(0, 2, 1, 3)
+    coefs = np.einsum("ij,abjk,lk->abil", d, blocks, d)
+    rows, cols = zip(*_V1_BAND, strict=True)
+    band = coefs[:, :, list(rows), list(cols)].reshape(-1)
+    energy = (band.reshape(nb, nb, len(_V1_BAND)) ** 2).mean(axis=-1).astype(np.float32)
     energy = cv2.blur(energy, (3, 3), borderType=cv2.BORDER_REFLECT)
-    weights = 1.0 / np.sqrt(energy.astype(np.float64) + _ENERGY_FLOOR**2)
-    return np.repeat(weights.reshape(-1), len(BAND))
-
-
-def _canonical_band(image_rgb: np.ndarray) -> np.ndarray:
-    """Band coefficients of the image's luma on the canonical grid."""
-    plane = _resize(_luma(image_rgb), CANONICAL, CANONICAL).astype(np.float64)
-    return _band_vector(_block_dct(plane))
+    weights = 1.0 / np.sqrt(energy.astype(np.float64) + _V1_ENERGY_FLOOR**2)
+    weighted = band * np.repeat(weights.reshape(-1), len(_V1_BAND))
+    signs, bit_of = _v1_carrier()
+    num = np.bincount(bit_of, weights=weighted * signs, minlength=PAYLOAD_BITS)
+    den = np.sqrt(np.bincount(bit_of, weights=weighted**2, minlength=PAYLOAD_BITS))
+    z = num / np.maximum(den, 1e-9)
+    expected = _payload_symbols(payload)
+    score = float(z @ expected / np.sqrt(PAYLOAD_BITS))
+    return WatermarkResult(
+        found=score >= _V1_THRESHOLD,
+        score=score,
+        bits_ok=float(np.mean((z > 0) == (expected > 0))),
+        payload=np.packbits(z > 0).tobytes(),
+        scheme=1,
+    )
 
 
 # --- watermark: public API ------------------------------------------------------------------------
@@ -285,16 +576,12 @@ def _canonical_band(image_rgb: np.ndarray) -> np.ndarray:
 def embed_watermark(image_rgb: np.ndarray, payload: bytes = DEFAULT_PAYLOAD) -> np.ndarray:
     """Return a copy of ``image_rgb`` (uint8 RGB, HxWx3) carrying the invisible watermark.
 
-    The change is a luma-only, zero-mean pattern of about 2 grey levels RMS (PSNR ~42 dB).
-    The input is not modified.
+    The change is a luma-only, zero-mean pattern of STRENGTH (2) grey levels RMS (PSNR ~42 dB)
+    that depends on the image size and the payload only. The input is not modified.
     """
     _check_rgb(image_rgb)
-    signs, bit_of = _carrier()
-    nb = CANONICAL // BLOCK
-    delta_band = STRENGTH * signs * _payload_symbols(payload)[bit_of]
-    delta = _block_idct(_band_to_blocks(delta_band, nb)).astype(np.float32)
     height, width = image_rgb.shape[:2]
-    delta = _resize(delta, width, height)
+    delta = _pattern(height, width, bytes(payload))
     marked = image_rgb.astype(np.float32) + delta[..., None]
     return np.clip(np.rint(marked), 0, 255).astype(np.uint8)
 
@@ -302,36 +589,92 @@ def embed_watermark(image_rgb: np.ndarray, payload: bytes = DEFAULT_PAYLOAD) -> 
 def detect_watermark(image_rgb: np.ndarray, payload: bytes = DEFAULT_PAYLOAD) -> WatermarkResult:
     """Look for the watermark carrying ``payload`` in an image of any size.
 
-    Works on the image as found: re-compressed, or resized with its aspect ratio kept.
+    Works on the image as found: re-compressed, resized with its aspect ratio kept, cropped by
+    up to about a quarter of its shorter side. A mark of facetwin's first scheme is found too
+    (``scheme`` 1).
     """
     _check_rgb(image_rgb)
-    signs, bit_of = _carrier()
-    nb = CANONICAL // BLOCK
-    band = _canonical_band(image_rgb)
-    weighted = band * _local_weights(band, nb)
-    num = np.bincount(bit_of, weights=weighted * signs, minlength=PAYLOAD_BITS)
-    den = np.sqrt(np.bincount(bit_of, weights=weighted**2, minlength=PAYLOAD_BITS))
-    z = num / np.maximum(den, 1e-9)  # per-bit z-score, ~N(0, 1) when unmarked
-    expected = _payload_symbols(payload)
-    score = float(z @ expected / np.sqrt(PAYLOAD_BITS))
-    decoded = np.packbits(z > 0).tobytes()
-    bits_ok = float(np.mean((z > 0) == (expected > 0)))
-    return WatermarkResult(
-        found=score >= DETECTION_THRESHOLD, score=score, bits_ok=bits_ok, payload=decoded
-    )
+    payload = bytes(payload)
+    _payload_symbols(payload)  # reject a bad payload before the work
+    luma = _luma(image_rgb)
+    result = _result(_folds(_working_plane(luma)), payload)
+    if not result.found:
+        legacy = _v1_detect(luma, payload)
+        if legacy.found:
+            return legacy
+    return result
 
 
 # --- metadata tag ---------------------------------------------------------------------------------
 
 
-def synthetic_tag(model_id: str) -> str:
-    """The tag text for ``model_id``, kept to printable ASCII.
+@dataclass(frozen=True)
+class TagFields:
+    """The fields of a well-formed tag (:func:`parse_tag`)."""
 
-    PNG tEXt is Latin-1 and many readers show raw bytes, so anything else in a model id (or
-    a newline that could fake a second field) becomes '?'.
+    version: str
+    model_id: str
+
+
+def sanitize_field(
+    value: object, allowed: str = MODEL_ID_CHARS, max_len: int = MODEL_ID_MAX
+) -> str:
+    """``value`` as text of the characters in ``allowed`` (a regex class body), at most
+    ``max_len`` long.
+
+    Accents are dropped (``é`` -> ``e``); every run of other characters - control characters,
+    newlines, spaces, punctuation, other scripts - becomes one ``_``. A value that does not fit
+    is cut and ends in ``-`` + 8 hex digits of its SHA-256, so two long ids stay apart. Empty
+    results become ``unknown``.
     """
-    clean = "".join(c if 32 <= ord(c) < 127 else "?" for c in str(model_id))[:200]
-    return SYNTHETIC_TAG.format(version=__version__, model_id=clean or "unknown")
+    text = str(value)
+    digest = hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:8]
+    head = text[: 4 * max_len]  # enough to fill the field; the digest covers the rest
+    head = "".join(c for c in unicodedata.normalize("NFKD", head) if not unicodedata.combining(c))
+    clean = re.sub(f"[^{allowed}]+", "_", head, flags=re.ASCII)
+    if len(clean) > max_len or len(text) > len(head):
+        clean = clean[: max_len - len(digest) - 1] + "-" + digest
+    return clean or "unknown"
+
+
+def synthetic_tag(model_id: object) -> str:
+    """The tag text for ``model_id``, every field kept to its safe characters and length.
+
+    The model id comes from the model's state.json, which anyone can edit: it is never copied
+    into the label as it is (see :func:`sanitize_field`).
+    """
+    return SYNTHETIC_TAG.format(
+        version=sanitize_field(__version__, VERSION_CHARS, VERSION_MAX),
+        model_id=sanitize_field(model_id, MODEL_ID_CHARS, MODEL_ID_MAX),
+    )
+
+
+def parse_tag(text: object) -> TagFields | None:
+    """The fields of ``text`` if it is exactly a tag that :func:`synthetic_tag` could have
+    written (safe characters, bounded lengths, nothing before or after); otherwise None."""
+    if not isinstance(text, str) or len(text) > TAG_MAX:
+        return None
+    match = _TAG_RE.fullmatch(text)
+    return TagFields(version=match[1], model_id=match[2]) if match else None
+
+
+def _pick_tag(values: list[str]) -> tuple[str | None, int]:
+    """The first well-formed tag among ``values``, and how many looked like ours but were not.
+
+    Those are logged without their text, which could hold anything (terminal escapes, fake
+    lines), and never returned.
+    """
+    tag, malformed = None, 0
+    for value in values:
+        if not str(value).startswith(TAG_PREFIX):
+            continue
+        if parse_tag(value) is None:
+            malformed += 1
+        elif tag is None:
+            tag = str(value)
+    if malformed:
+        log.warning("ignored %d malformed synthetic tag(s) in the metadata", malformed)
+    return tag, malformed
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -417,18 +760,24 @@ def jpeg_comments(jpeg: bytes) -> list[str]:
     return out
 
 
-def _label_in_bytes(data: bytes) -> str | None:
-    """The first of our tags in PNG or JPEG bytes; None for other formats or when absent."""
+def _tags_in_bytes(data: bytes) -> tuple[str | None, int]:
+    """Our tag in PNG or JPEG bytes (None for other formats or when absent), and the number of
+    malformed look-alikes (see :func:`_pick_tag`)."""
     try:
         if data.startswith(_PNG_SIGNATURE):
             texts = [text for _, text in png_texts(data)]
         elif data.startswith(b"\xff\xd8"):
             texts = jpeg_comments(data)
         else:
-            return None
+            return None, 0
     except (ValueError, struct.error):
-        return None
-    return next((t for t in texts if t.startswith(TAG_PREFIX)), None)
+        return None, 0
+    return _pick_tag(texts)
+
+
+def _label_in_bytes(data: bytes) -> str | None:
+    """The first well-formed tag in PNG or JPEG bytes; None for other formats or when absent."""
+    return _tags_in_bytes(data)[0]
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -504,11 +853,15 @@ def write_image_with_label(
 
 
 def read_label(path: str | os.PathLike[str]) -> str | None:
-    """The synthetic tag stored in a PNG or JPEG file, or None when it carries none."""
+    """The synthetic tag stored in a PNG or JPEG file, or None when it carries none.
+
+    Only a well-formed tag is returned (:func:`parse_tag`); anything else that starts with
+    ``synthetic:`` is ignored (and logged), never passed on.
+    """
     return _label_in_bytes(_read_bytes(Path(path)))
 
 
-def video_metadata(model_id: str) -> dict[str, str]:
+def video_metadata(model_id: object) -> dict[str, str]:
     """Container metadata to set on an output video: ``container.metadata.update(...)``."""
     tag = synthetic_tag(model_id)
     return dict.fromkeys(VIDEO_KEYS, tag)
@@ -526,23 +879,19 @@ def _open_video(path: Path):  # type: ignore[no-untyped-def]
         raise InputError(f"{path}: not a readable video ({exc})") from None
 
 
-def _tag_in_metadata(metadata: dict[str, str]) -> str | None:
-    """The first value that is one of our tags (keys differ between muxers, so check all)."""
-    return next((v for v in metadata.values() if str(v).startswith(TAG_PREFIX)), None)
-
-
 def read_video_label(path: str | os.PathLike[str]) -> str | None:
-    """The synthetic tag in a video's container (or stream) metadata, or None."""
+    """The well-formed synthetic tag in a video's container (or stream) metadata, or None."""
     with _open_video(Path(path)) as container:
-        return _video_tag(container)
+        return _video_tags(container)[0]
 
 
-def _video_tag(container) -> str | None:  # type: ignore[no-untyped-def]
-    """Our tag from an open container: container-level first, then per-stream metadata."""
-    tag = _tag_in_metadata(dict(container.metadata))
+def _video_tags(container) -> tuple[str | None, int]:  # type: ignore[no-untyped-def]
+    """Our tag from an open container (container-level first, then per-stream metadata; keys
+    differ between muxers, so every value is checked) and the number of malformed ones."""
+    values = [str(v) for v in dict(container.metadata).values()]
     for stream in container.streams:
-        tag = tag or _tag_in_metadata(dict(stream.metadata))
-    return tag
+        values += [str(v) for v in dict(stream.metadata).values()]
+    return _pick_tag(values)
 
 
 # --- verify ---------------------------------------------------------------------------------------
@@ -592,52 +941,90 @@ def _sample_frames(container, count: int) -> list[np.ndarray]:  # type: ignore[n
 def verify(path: str | os.PathLike[str], max_frames: int = 16) -> VerifyReport:
     """Check a file for both labels: the metadata tag and the watermark.
 
-    For a video, up to ``max_frames`` frames spread through it are checked, and the watermark
-    counts as found when at least half of them carry it (a single frame could be a fluke of
-    the content; half cannot). ``score`` is the median frame score.
+    For a video, up to ``max_frames`` frames spread through it are checked. The watermark
+    counts as found when either test rejects "unmarked" (overall false-positive bound < 1e-6):
+
+    * pooled: the folds of all sampled frames added up reach DETECTION_THRESHOLD
+      (P <= 2.5e-7 for any unmarked video, however alike its frames); or
+    * binomial: at least :func:`frames_needed` frames carry the mark on their own, a count that
+      unmarked video reaches with P <= VIDEO_FRAME_ALPHA at the per-frame false-alarm rate
+      FRAME_FALSE_ALARM (4 of 16 frames, 3 of 8).
+
+    ``score`` is the median frame score, ``pooled_score`` the pooled one.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in _IMAGE_SUFFIXES:
         data = _read_bytes(path)
-        bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
+        rgb = decode_image(data)  # the codecs' own messages silenced, empty data is None
+        if rgb is None:
             raise InputError(f"{path}: not a readable image")
-        result = _detect_or_none(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        tag, malformed = _tags_in_bytes(data)
+        result = _detect_or_none(rgb)
+        score = result.score if result else 0.0
         return VerifyReport(
             path=path,
             kind="image",
-            metadata_tag=_label_in_bytes(data),
+            metadata_tag=tag,
             watermark_found=bool(result and result.found),
             frames_checked=1,
             frames_marked=int(bool(result and result.found)),
-            score=result.score if result else 0.0,
+            score=score,
+            pooled_score=score,
+            malformed_tags=malformed,
         )
     import av
 
     with _open_video(path) as container:
         if not container.streams.video:
             raise InputError(f"{path}: has no video stream")
-        tag = _video_tag(container)
+        tag, malformed = _video_tags(container)
         try:
             frames = _sample_frames(container, max_frames)
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise InputError(f"{path}: cannot decode video ({exc})") from None
     if not frames:
         raise InputError(f"{path}: no frames could be decoded")
-    results = [_detect_or_none(frame) for frame in frames]
-    scores = [r.score if r else 0.0 for r in results]
+    results, pooled = check_frames(frames)
     marked = sum(bool(r and r.found) for r in results)
+    needed = frames_needed(len(frames))
     return VerifyReport(
         path=path,
         kind="video",
         metadata_tag=tag,
-        watermark_found=2 * marked >= len(frames),
+        watermark_found=marked >= needed or pooled >= DETECTION_THRESHOLD,
         frames_checked=len(frames),
         frames_marked=marked,
-        score=float(np.median(scores)),
+        score=float(np.median([r.score if r else 0.0 for r in results])),
+        pooled_score=pooled,
+        frames_needed=needed,
+        malformed_tags=malformed,
     )
+
+
+def check_frames(
+    frames: list[np.ndarray], payload: bytes = DEFAULT_PAYLOAD
+) -> tuple[list[WatermarkResult | None], float]:
+    """Each frame's :func:`detect_watermark` result (None for a frame too small to carry the
+    mark) and the pooled score of all of them: their folds added up and searched once, so the
+    mark, the same in every frame, adds up while the pictures average out."""
+    results: list[WatermarkResult | None] = []
+    pooled: np.ndarray | None = None
+    for frame in frames:
+        if min(frame.shape[:2]) < MIN_SIDE:
+            results.append(None)
+            continue
+        _check_rgb(frame)
+        luma = _luma(frame)
+        folds = _folds(_working_plane(luma))
+        result = _result(folds, payload)
+        if not result.found:
+            legacy = _v1_detect(luma, payload)
+            result = legacy if legacy.found else result
+        results.append(result)
+        pooled = folds if pooled is None else pooled + folds
+    return results, (_search(pooled, payload).score if pooled is not None else 0.0)
 
 
 def _detect_or_none(image_rgb: np.ndarray) -> WatermarkResult | None:

@@ -26,8 +26,12 @@ except ImportError:  # pragma: no cover - Windows
 
 
 def lock_path_for(target: Path) -> Path:
-    """Where the lock of ``target`` lives: inside a folder, beside a file."""
-    if target.is_dir() or not target.suffix:
+    """Where the lock of ``target`` lives: inside an existing folder, beside anything else.
+
+    Callers that write a folder create it before locking, so every run of one command finds
+    the same lock file (a rule based on the name, such as "has a suffix", split ``out.fs``).
+    """
+    if target.is_dir():
         return target / ".facetwin.lock"
     return target.with_name(f".{target.name}.lock")
 

@@ -22,6 +22,7 @@ Every output is labelled as synthetic (invisible watermark + metadata tag, see l
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -49,6 +50,7 @@ from facetwin.errors import InputError, ModelMismatchError, NoFaceError, OutputE
 from facetwin.extract.identity import SAME_PERSON
 from facetwin.extract.tracking import SmoothConfig
 from facetwin.faceset import FaceSet, atomic_write_bytes
+from facetwin.lock import exclusive
 from facetwin.media.image import list_images, read_image, write_image
 from facetwin.media.video import decode_frames, is_video_path, media_kind, probe
 from facetwin.media.video_writer import (
@@ -87,6 +89,7 @@ class ConvertConfig:
     threshold: float = SAME_PERSON  # embedding distance for "the source person"
     erode: float = 0.06  # blend edge inside the face region, fraction of the crop side
     feather: float = 0.03  # soft edge sigma (mask blender), fraction of the crop side
+    sharpen: float = 0.5  # unsharp-mask amount on the drawn face once scaled into the frame
     occlusion: bool = True  # keep hands etc. in front of the face (one more forward per frame)
     preview: int | None = None  # write only this frame (image) and stop
     side_by_side: bool = False  # original | swapped
@@ -240,7 +243,7 @@ class Converter:
             side=cfg.target_side,
             color=COLOR_MATCHERS.get(cfg.color),
             blend=BLENDERS.get(cfg.blend),
-            params=BlendParams(erode=cfg.erode, feather=cfg.feather),
+            params=BlendParams(erode=cfg.erode, feather=cfg.feather, sharpen=cfg.sharpen),
             timer=self.timer,
             source_side=cfg.source_side,
             occlusion=OcclusionConfig(enabled=cfg.occlusion),
@@ -291,7 +294,7 @@ class Converter:
             raise InputError(
                 f"face set {fs.root}: the extraction of {path} is unfinished; rerun extract"
             )
-        every = int(fs.settings().get("every", 1))  # type: ignore[call-overload]
+        every = fs.every
         recs = fs.faces(include_bridged=True, source_id=int(row["id"]))
         return plan_from_records(
             recs, self.reference, self.cfg.threshold, self.cfg.smooth, self.cfg.scale_sigma, every
@@ -303,8 +306,9 @@ class Converter:
         matches: a video extracted in one place and converted from another is the same video."""
         rows = [
             row
-            for (p,) in fs.conn.execute("SELECT path FROM sources")
-            if Path(p).name == path.name and (row := fs.source(p)) is not None
+            for src in fs.sources()
+            if Path(str(src["path"])).name == path.name
+            and (row := fs.source(str(src["path"]))) is not None
         ]
         if len(rows) != 1:
             return None
@@ -556,18 +560,19 @@ class Converter:
         job = self.job(path)
         key = job_digest(job)
         state = parts / STATE_FILE
-        if parts.exists():
-            try:
-                old = json.loads(state.read_text()).get("key")
-            except (OSError, ValueError):
-                old = None
-            if old == key:
-                return
-            log.warning("%s was left by a conversion with other settings: starting over", parts)
-            shutil.rmtree(parts)
         try:
+            if parts.exists():
+                try:
+                    doc = json.loads(state.read_text())
+                except (OSError, ValueError):
+                    doc = None
+                if isinstance(doc, dict) and doc.get("key") == key:
+                    return
+                log.warning("%s was left by a conversion with other settings: starting over", parts)
+                shutil.rmtree(parts)
             parts.mkdir(parents=True)
-            state.write_text(json.dumps({"key": key, "job": job}, indent=1, default=str))
+            text = json.dumps({"key": key, "job": job}, indent=1, default=str)
+            atomic_write_bytes(state, text.encode())
         except OSError as e:
             raise OutputError(f"cannot create {parts}: {e.strerror or e}") from None
 
@@ -591,15 +596,24 @@ class FolderJournal:
     def __init__(self, output: Path, key: str) -> None:
         self.path = output / self.NAME
         self.entries: dict[str, dict[str, Any]] = {}
-        lines = self.path.read_text().splitlines() if self.path.is_file() else []
+        try:
+            lines = self.path.read_text(errors="replace").splitlines()
+        except OSError:  # none yet (or unreadable: started over)
+            lines = []
         rows = []
         for line in lines:
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(row, dict):  # anything else is not a line this class wrote
+                rows.append(row)
         if rows and rows[0].get("key") == key:
-            self.entries = {r["input"]: r for r in rows[1:] if "input" in r}
+            self.entries = {
+                r["input"]: r
+                for r in rows[1:]
+                if isinstance(r.get("input"), str) and isinstance(r.get("output"), str)
+            }
         else:
             if rows:
                 log.warning("%s was left by a conversion with other settings: redoing", output)
@@ -639,6 +653,9 @@ def validate(cfg: ConvertConfig) -> None:
         raise UsageError(f"direction must be one of {', '.join(DIRECTIONS)}, not {cfg.direction!r}")
     BLENDERS.get(cfg.blend)
     COLOR_MATCHERS.get(cfg.color)
+    from facetwin.extract.detectors import DETECTORS
+
+    DETECTORS.get(cfg.detector)
     if not 0 <= cfg.crf <= 51:
         raise UsageError(f"crf must be within 0..51, not {cfg.crf}")
     if cfg.segment_frames < 1:
@@ -647,6 +664,54 @@ def validate(cfg: ConvertConfig) -> None:
         raise UsageError("preview must be a frame number >= 0")
     if not (0 <= cfg.erode < 0.5 and 0 <= cfg.feather < 0.5):
         raise UsageError("erode and feather are fractions of the face size within 0..0.5")
+    if not 0 <= cfg.sharpen <= 3:
+        raise UsageError(f"sharpen must be within 0..3, not {cfg.sharpen:g}")
+
+
+def check_output(src: Path, dst: Path, kind: str, cfg: ConvertConfig) -> None:
+    """UsageError for an output that cannot be written as asked, before any work."""
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise UsageError(f"{dst}: the output would overwrite the input")
+    if cfg.preview is not None:
+        return
+    if kind == "video":
+        container_format(dst)
+        if dst.is_dir():
+            raise UsageError(f"{dst} is a folder; the output of a video is a video file")
+    elif kind == "image":
+        if image_output_path(dst) != dst:
+            raise UsageError(f"{dst}: write a converted image as .png or .jpg")
+        if dst.is_dir():
+            raise UsageError(f"{dst} is a folder; the output of an image is an image file")
+    elif dst.exists() and not dst.is_dir():
+        raise UsageError(f"{dst}: the output of a folder must be a folder")
+
+
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents); OutputError (exit 5) when it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create {folder}: {e.strerror or e}") from None
+
+
+def _convert_locked(conv: Converter, src: Path, dst: Path, kind: str) -> Outcome:
+    """The conversion itself, once the output is ours. A video run that fails on its input
+    (damaged, or no face) removes the ``.parts`` folder it made: there is nothing to resume."""
+    if conv.cfg.preview is not None:
+        return conv.preview(src, kind, dst)
+    if kind == "image":
+        return conv.image(src, dst)
+    if kind == "folder":
+        return conv.folder(src, dst)
+    parts = dst.with_name(dst.name + PARTS_SUFFIX)
+    had_parts = parts.exists()
+    try:
+        return conv.video(src, dst)
+    except (InputError, NoFaceError):
+        if not had_parts:
+            shutil.rmtree(parts, ignore_errors=True)
+        raise
 
 
 def convert(
@@ -664,27 +729,28 @@ def convert(
     validate(cfg)
     src, dst = Path(input), Path(output)
     kind = input_kind(src)
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise UsageError(f"{dst}: the output would overwrite the input")
+    check_output(src, dst, kind, cfg)
     if not cfg.label:
         log.warning("labelling is off: %s will NOT say that it is synthetic", dst)
     t0 = time.perf_counter()
     model = load_swap_model(model_dir, cfg.device)
-    conv = Converter(model, cfg)
+    if cfg.preview is not None:
+        dst = image_output_path(dst)
+    conv = Converter(model, cfg)  # reads --faceset: a damaged one fails here, before any write
     try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if cfg.preview is not None:
-            dst, kind = image_output_path(dst), "preview"
-            result = conv.preview(src, input_kind(src), dst)
-        elif kind == "image":
-            result = conv.image(src, dst)
-        elif kind == "folder":
-            result = conv.folder(src, dst)
-        else:
-            result = conv.video(src, dst)
+        make_folder(dst.parent)
+        # one writer per video or folder output (its .parts folder or journal is resumable
+        # state); a single image is written atomically and needs no lock
+        locked = cfg.preview is None and kind in ("video", "folder")
+        if locked and kind == "folder":
+            make_folder(dst)  # first, so that its lock lives inside it on every run
+        with exclusive(dst, f"output {dst}") if locked else contextlib.nullcontext():
+            result = _convert_locked(conv, src, dst, kind)
     finally:
         conv.close()
     secs = time.perf_counter() - t0
+    if cfg.preview is not None:
+        kind = "preview"
     return ConvertSummary(
         input=str(src),
         output=str(dst),

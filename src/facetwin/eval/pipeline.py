@@ -16,6 +16,7 @@ different faces - out of the comparison: a frame compared with itself gives exac
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -28,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 import facetwin
-from facetwin.errors import InputError, NoFaceError, UsageError
+from facetwin.errors import InputError, NoFaceError, OutputError, UsageError
 from facetwin.eval import metrics as M
 from facetwin.eval.references import IdentityRefs, identity_refs
 from facetwin.extract.detectors import DETECTORS, Detection, Detector, create_detector
@@ -39,6 +40,7 @@ from facetwin.extract.pipeline import detect_full, detect_near, iou
 from facetwin.extract.pose import head_pose
 from facetwin.media.image import list_images, read_image
 from facetwin.media.video import iter_frames, media_kind, probe
+from facetwin.media.video_writer import check_complete, count_video_packets
 
 log = logging.getLogger(__name__)
 
@@ -454,10 +456,12 @@ def _identity(pairs: list[FacePair], refs: IdentityRefs) -> tuple[dict[str, obje
 
 def _attributes(pairs: list[FacePair]) -> tuple[dict[str, object], dict]:
     per: dict[int, dict[str, float]] = {}
+    signed: list[np.ndarray] = []  # swap minus original (yaw, pitch, roll), for the offset
     for p in pairs:
         if not p.found or p.lm_swap is None or p.pose_swap is None:
             continue
         pe = M.pose_error(p.pose_orig, p.pose_swap)
+        signed.append(M.wrap_degrees(np.subtract(p.pose_swap, p.pose_orig)))
         ex = M.expression_error(p.lm_orig, p.lm_swap)
         per[id(p)] = {
             "yaw": pe[0],
@@ -472,9 +476,14 @@ def _attributes(pairs: list[FacePair]) -> tuple[dict[str, object], dict]:
     def col(key: str) -> np.ndarray:
         return np.array([v[key] for v in per.values()], np.float64)
 
+    offset, centred = M.centred_pose_error(np.array(signed, np.float64).reshape(-1, 3))
+    for v, c in zip(per.values(), centred):
+        v["pose_centred"] = float(c)
     out: dict[str, object] = {
         "faces": len(per),
         "pose_error_mean": M.finite_mean(col("pose")),
+        "pose_error_centred_mean": M.finite_mean(centred),
+        "pose_offset": [round(float(v), 3) if np.isfinite(v) else None for v in offset],
         "yaw_error_mean": M.finite_mean(col("yaw")),
         "pitch_error_mean": M.finite_mean(col("pitch")),
         "roll_error_mean": M.finite_mean(col("roll")),
@@ -591,6 +600,7 @@ _PER_FRAME_KEYS = {
     },
     "attributes": {
         "pose": "pose_error",
+        "pose_centred": "pose_error_centred",
         "yaw": "yaw_error",
         "pitch": "pitch_error",
         "roll": "roll_error",
@@ -688,7 +698,7 @@ def evaluate(
     refs = identity_refs(model_dir, faceset_a, faceset_b)
     info: dict[str, object] = {}
     if kind_o == "video":
-        counts = [probe(original).frame_count, probe(swapped).frame_count]
+        counts = check_video_pair(original, swapped, cfg)
         info["frame_counts"] = counts
         total = min((c for c in counts if c), default=None)
         if total is not None:
@@ -705,7 +715,80 @@ def evaluate(
         frames = _image_pairs(pairs_io, cfg.max_frames)
     if cfg.max_frames is not None:
         total = min(total or cfg.max_frames, cfg.max_frames)
+    out_dir = None if output_dir is None else Path(output_dir)
+    made_dir = out_dir is not None and not out_dir.exists()
+    if out_dir is not None:  # a report that cannot be written is found out now, not after
+        _make_report_dir(out_dir)
+    try:
+        result, samples = _evaluate(original, swapped, kind_o, frames, total, refs, info, cfg, t0)
+        if out_dir is not None:
+            from facetwin.eval.report import write_outputs
 
+            write_outputs(result, samples, out_dir)
+    except BaseException:
+        if made_dir and out_dir is not None:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # only when empty: a report written before is kept
+        raise
+    return result
+
+
+def _make_report_dir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create output folder {folder}: {e.strerror or e}") from None
+
+
+def _same_size(orig: tuple[int, int], swap: tuple[int, int]) -> bool:
+    """Equal, or the swap one column/row larger where the original is odd (see :func:`unpad`)."""
+    dw, dh = swap[0] - orig[0], swap[1] - orig[1]
+    return dw in (0, 1) and dh in (0, 1) and dw <= orig[0] % 2 and dh <= orig[1] % 2
+
+
+def check_video_pair(original: Path, swapped: Path, cfg: EvalConfig) -> list[int]:
+    """Frame counts of two videos that can be a swap and its original; InputError (exit 3)
+    before any work when they cannot: either is truncated, their frame sizes differ, or their
+    frame counts differ by more than a rounding of the container (a swap keeps every frame)."""
+    infos = [probe(original), probe(swapped)]
+    counts = []
+    for path, vi in zip((original, swapped), infos):
+        check_complete(path, vi.frame_count)
+        counts.append(vi.frame_count or count_video_packets(path))
+    (wo, ho), (ws, hs) = [(vi.width, vi.height) for vi in infos]
+    if not _same_size((wo, ho), (ws, hs)):
+        raise InputError(
+            f"{swapped}: frames are {ws}x{hs} but the original's are {wo}x{ho}; a swap must keep "
+            "the original's size"
+        )
+    n_o, n_s = counts
+    if abs(n_o - n_s) > max(2, max(n_o, n_s) // 100):
+        needed = None if cfg.max_frames is None else cfg.start_frame + cfg.max_frames
+        if needed is None or min(n_o, n_s) < needed:
+            raise InputError(
+                f"{swapped} has {n_s} frames but {original} has {n_o}; a swap keeps every frame "
+                "of its original - are these a video and its swap?"
+            )
+    if cfg.start_frame >= min(n_o, n_s):
+        raise UsageError(
+            f"--start-frame {cfg.start_frame} is past the end ({min(n_o, n_s)} frames)"
+        )
+    return counts
+
+
+def _evaluate(
+    original: Path,
+    swapped: Path,
+    kind_o: str,
+    frames: Iterator[tuple[int, str, np.ndarray, np.ndarray]],
+    total: int | None,
+    refs: IdentityRefs,
+    info: dict[str, object],
+    cfg: EvalConfig,
+    t0: float,
+) -> tuple[dict[str, object], list[Sample]]:
+    """The measurement of :func:`evaluate` (its inputs checked): the metrics and the report's
+    sample frames."""
     from facetwin.device import resolve_device
 
     device = resolve_device(cfg.device)
@@ -793,12 +876,7 @@ def evaluate(
         "seconds": secs,
         "frames_per_second": n_frames / secs if secs > 0 else None,
     }
-    result = clean_json(result)  # type: ignore[assignment]
-    if output_dir is not None:
-        from facetwin.eval.report import write_outputs
-
-        write_outputs(result, samples.chosen(), Path(output_dir))  # type: ignore[arg-type]
-    return result  # type: ignore[return-value]
+    return clean_json(result), samples.chosen()  # type: ignore[return-value]
 
 
 __all__ = ["EvalConfig", "FacePair", "Sample", "evaluate"]

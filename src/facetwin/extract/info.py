@@ -29,20 +29,17 @@ def faceset_info(path: str) -> dict[str, object]:
         labels = cluster(embs, SAME_PERSON) if len(embs) else np.zeros(0, int)
         sizes = np.bincount(labels) if len(labels) else np.zeros(0, int)
         sources = []
-        for sid, path_, kind, w, h, fps, n, next_frame, status in fs.conn.execute(
-            "SELECT id, path, kind, width, height, fps, frame_count, next_frame, status "
-            "FROM sources ORDER BY id"
-        ):
-            faces = sum(1 for r in recs if r.source_id == sid)
+        for s in fs.sources():  # checked rows: a damaged set is an InputError, not a traceback
+            faces = sum(1 for r in recs if r.source_id == s["id"])
             sources.append(
                 {
-                    "path": path_,
-                    "kind": kind,
-                    "size": [w, h],
-                    "fps": fps,
-                    "frames": n,
-                    "done": status == "done",
-                    "next_frame": next_frame,
+                    "path": s["path"],
+                    "kind": s["kind"],
+                    "size": [s["width"], s["height"]],
+                    "fps": s["fps"],
+                    "frames": s["frame_count"],
+                    "done": s["status"] == "done",
+                    "next_frame": s["next_frame"],
                     "faces": faces,
                 }
             )

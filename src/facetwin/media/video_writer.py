@@ -262,7 +262,10 @@ class SegmentWriter:
         except (av.error.FFmpegError, OSError) as e:
             raise OutputError(f"cannot finish video segment {self._tmp}: {e}") from None
         final = segment_path(self.folder, self._start, int(self._first_pts or 0))
-        os.replace(self._tmp, final)  # type: ignore[arg-type]
+        try:
+            os.replace(self._tmp, final)  # type: ignore[arg-type]
+        except OSError as e:
+            raise OutputError(f"cannot finish video segment {final}: {e.strerror or e}") from None
         self.finished[self._start] = final
         self._container = None
 

@@ -14,13 +14,21 @@ Layout::
 
 A snapshot is written into a temporary directory and renamed into place, so a crash (even
 ``kill -9``) leaves either the complete snapshot or none; leftovers of an interrupted write are
-removed at the next save. pickle is never used: a checkpoint from someone else cannot run code.
-The sha256 in state.json catches a damaged file before its garbage reaches the weights.
+removed by :func:`remove_partial` when the next run starts (under the model folder's lock, so
+never another live run's). A failed write (disk full, quota, permissions) is an OutputError
+that removes its temporary directory and leaves every earlier snapshot as it was. pickle is never
+used: a checkpoint from someone else cannot run code. The sha256 in state.json catches a damaged
+file before its garbage reaches the weights.
+
+Pruning (:func:`prune`): the newest ``keep`` snapshots taken on the iteration interval are kept,
+plus the newest snapshot of all (one written by time or at a stop); older time and stop
+snapshots go, so frequent time-triggered saves never push the interval snapshots out.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import logging
@@ -48,6 +56,12 @@ MODEL_FILE = "model.safetensors"
 OPTIM_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
 _NAME = re.compile(r"^it-(\d{8,})$")
+TEMP_PREFIX = ".tmp-"
+#: Why a snapshot was written (``state.json`` "reason"): on the --save-every interval, because
+#: --save-minutes passed, or at a stop (end of run, --minutes, Ctrl-C). Older snapshots have none
+#: and count as interval ones.
+REASONS = ("interval", "time", "stop")
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
 def snapshot_name(iteration: int) -> str:
@@ -177,6 +191,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_error(e: BaseException) -> str:
+    """A short reason for a failed write, from an OSError or safetensors' own error type (which
+    carries the OS error only in its text: "... No space left on device (os error 28)")."""
+    code = e.errno if isinstance(e, OSError) else None
+    if code is None and (m := _OS_ERROR.search(str(e))):
+        code = int(m.group(1))
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full ({os.strerror(code)})"
+    if code is not None:
+        return os.strerror(code)
+    text = str(e).removeprefix("Error while serializing: ").strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def save_snapshot(
     model_dir: Path,
     iteration: int,
@@ -186,20 +214,24 @@ def save_snapshot(
     keep: int,
     aux: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
 ) -> Path:
-    """Write snapshot ``iteration`` atomically and prune all but the newest ``keep``.
+    """Write snapshot ``iteration`` atomically, then :func:`prune` to ``keep``.
 
-    ``state`` holds the JSON part (arch, config, losses, ...); this adds the iteration, the
-    optimizer scalars, RNG states and checksums. ``aux`` adds further tensor files, one per
+    ``state`` holds the JSON part (arch, config, losses, reason, ...); this adds the iteration,
+    the optimizer scalars, RNG states and checksums. ``aux`` adds further tensor files, one per
     name (``aux-NAME.safetensors``: the GAN's discriminators and their optimizer), read back
     with :func:`read_aux`.
+
+    Any failure to write (disk full, quota, permissions; safetensors' error included) is an
+    OutputError: the temporary directory is removed and the snapshots already there are kept,
+    so the run resumes from the newest of them once the cause is fixed.
     """
     root = Path(model_dir) / SNAPSHOTS
     final = root / snapshot_name(iteration)
-    tmp = root / f".tmp-{snapshot_name(iteration)}-{os.getpid()}"
+    tmp = root / f"{TEMP_PREFIX}{snapshot_name(iteration)}-{os.getpid()}"
+    old = root / f"{TEMP_PREFIX}old-{snapshot_name(iteration)}-{os.getpid()}"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        for stale in root.glob(".tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # ours: a leftover of this pid's earlier try
         tmp.mkdir()
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
@@ -226,16 +258,65 @@ def save_snapshot(
         }
         _write(tmp / STATE_FILE, json.dumps(doc, indent=1).encode())
         _fsync_dir(tmp)
-        if final.exists():  # the same iteration saved again (e.g. after a rollback)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        if final.exists():  # the same iteration saved again: keep it until the new one is in
+            os.replace(final, old)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if old.exists() and not final.exists():
+                os.replace(old, final)
+            raise
         _fsync_dir(root)
-    except OSError as e:
+    except (OSError, SafetensorError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"cannot write snapshot {final}: {e.strerror or e}") from None
-    for old in list_snapshots(model_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        prev = latest_snapshot(Path(model_dir))
+        kept = f"{prev.name} is kept" if prev is not None else "no earlier snapshot"
+        raise OutputError(
+            f"cannot write snapshot {final}: {write_error(e)}; {kept} - free space or fix "
+            "the folder and run the same command to resume"
+        ) from None
+    shutil.rmtree(old, ignore_errors=True)
+    prune(Path(model_dir), keep)
     return final
+
+
+def snapshot_reason(snapshot: Path) -> str:
+    """Why ``snapshot`` was written (see :data:`REASONS`); "interval" if not recorded."""
+    try:
+        reason = json.loads((Path(snapshot) / STATE_FILE).read_text()).get("reason")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return "interval"
+    return reason if reason in REASONS else "interval"
+
+
+def prune(model_dir: Path, keep: int) -> list[Path]:
+    """Remove all snapshots but the newest ``keep`` interval ones and the newest of all.
+
+    Returns the snapshots removed.
+    """
+    snaps = list_snapshots(model_dir)
+    if not snaps:
+        return []
+    interval = [s for s in snaps if snapshot_reason(s) == "interval"]
+    kept = set(interval[-keep:] if keep > 0 else []) | {snaps[-1]}
+    gone = [s for s in snaps if s not in kept]
+    for s in gone:
+        shutil.rmtree(s, ignore_errors=True)
+    return gone
+
+
+def remove_partial(model_dir: Path) -> list[Path]:
+    """Remove what interrupted writes left in ``model_dir``: temporary snapshot folders and
+    temporary files. Only call it while holding the model folder's lock (another live run's
+    temporary folder looks the same). Returns what was removed."""
+    found = [*Path(model_dir).glob(f"{TEMP_PREFIX}*")]
+    found += [*(Path(model_dir) / SNAPSHOTS).glob(f"{TEMP_PREFIX}*")]
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -7,6 +7,12 @@ Resuming is exact. A run is fully described by its config (saved as ``config.jso
 newest snapshot (weights, Adam state, iteration, RNG states) and the data, which is a pure
 function of (seed, iteration); so ``train(TrainConfig(model_dir=...))`` after a crash, Ctrl-C or
 ``kill -9`` produces the same losses, iteration for iteration, as a run that never stopped.
+
+Nothing is lost: a snapshot is written every ``save_every`` iterations, at least every
+``save_minutes`` minutes (between two steps, so the result does not depend on when), and at every
+clean stop (the target reached, ``minutes`` up, Ctrl-C). One run at a time holds the model
+folder (:func:`facetwin.lock.exclusive`); the inputs are checked before anything is written, and
+a new model folder that a failed run created is removed again.
 """
 
 from __future__ import annotations
@@ -14,9 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +37,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from facetwin.errors import FacetwinError, InputError, ModelMismatchError, UsageError
+from facetwin.errors import (
+    FacetwinError,
+    InputError,
+    ModelMismatchError,
+    OutputError,
+    UsageError,
+)
 from facetwin.train import checkpoint as ckpt
 from facetwin.train import ddp
 from facetwin.train.augment import AugmentConfig
@@ -63,6 +78,7 @@ SESSION_FIELDS = frozenset(
         "device",
         "workers",
         "save_every",
+        "save_minutes",
         "preview_every",
         "log_every",
         "keep",
@@ -105,7 +121,8 @@ class TrainConfig:
     loss: str = "l1"
     emphasis: float = 0.0  # extra weight over eyes and mouth: 3.0 makes them count 4x
     mask: str = "extended"  # face mask kind for the mask_l1 loss
-    save_every: int = 500
+    save_every: int = 500  # a snapshot every this many iterations
+    save_minutes: float = 5.0  # and at least every this many minutes (0: by iterations only)
     preview_every: int = 250  # 0: no preview
     log_every: int = 10
     keep: int = 3
@@ -169,6 +186,7 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.iterations is None or cfg.iterations >= 0, "--iterations must be >= 0"),
         (cfg.minutes is None or cfg.minutes > 0, "--minutes must be > 0"),
         (cfg.save_every >= 1 and cfg.log_every >= 1, "save/log intervals must be >= 1"),
+        (cfg.save_minutes >= 0, "--save-minutes must be >= 0 (0: save by iterations only)"),
         (cfg.preview_every >= 0 and cfg.keep >= 1, "need --preview-every >= 0 and --keep >= 1"),
         (cfg.workers >= 0, "--workers must be >= 0"),
         (cfg.amp in AMP_CHOICES, f"--amp must be one of {', '.join(AMP_CHOICES)}"),
@@ -215,6 +233,7 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
             faceset_b=_absolute(cfg.faceset_b),
         )
         validate(out)
+        check_distinct(out)
         return out
     for name in ("arch", "coverage"):
         new, old = getattr(cfg, name), getattr(saved, name)
@@ -245,7 +264,36 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         faceset_b=_absolute(merged["faceset_b"]),
     )
     validate(out)
+    check_distinct(out)
     return out
+
+
+def check_distinct(cfg: TrainConfig) -> None:
+    """UsageError if face sets A and B are one folder, however the two paths are spelled
+    (relative, ``..``, a symlink, a bind mount)."""
+    a, b = cfg.faceset_a, cfg.faceset_b
+    if not (a and b):
+        return
+    same = Path(a).resolve() == Path(b).resolve()
+    if not same:
+        try:
+            same = os.path.samefile(a, b)
+        except OSError:  # one of them is missing: the face set check says so
+            same = False
+    if same:
+        raise UsageError(
+            f"face sets A and B are the same folder ({a}); train on two people's face sets"
+        )
+
+
+def check_facesets(cfg: TrainConfig) -> None:
+    """InputError unless both face sets open (cheap: the database only, not the faces)."""
+    from facetwin.faceset import FaceSet
+
+    for side, path in (("A", cfg.faceset_a), ("B", cfg.faceset_b)):
+        if not path:
+            raise UsageError(f"face set {side} is not set")
+        FaceSet.open(path).close()
 
 
 def _warn_original_on_cpu(device: str) -> None:
@@ -298,7 +346,11 @@ def preview_grid(
             for img in (face, model.draw(x, side), model.draw(x, other)):
                 tiles = (img.float().clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu()
                 rows.append(np.hstack(list(tiles.numpy())))
-    grid = np.vstack(rows)
+    # a face set with fewer faces than preview columns gives a shorter row: pad it with white
+    width = max(r.shape[1] for r in rows)
+    grid = np.vstack(
+        [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    )
     grid = cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
     header = np.full((22, grid.shape[1], 3), 255, np.uint8)
     cv2.putText(header, title, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
@@ -397,11 +449,66 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     from facetwin.device import resolve_device
 
     cfg = resolve_config(cfg)
+    if read_saved_config(Path(cfg.model_dir)) is None:
+        check_facesets(cfg)  # a new run: nothing is written before its inputs are known good
     dist = ddp.setup(torch.device(resolve_device(cfg.device)).type)
     try:
-        return _Run(cfg, dist, progress).run()
+        with _hold_model_dir(Path(cfg.model_dir), dist.main):
+            return _Run(cfg, dist, progress).run()
     finally:
         ddp.teardown(dist)
+
+
+# What a run writes into its model folder; a new folder whose run failed before its first
+# snapshot loses these again (and the folder, if that leaves it empty).
+_RUN_FILES = (CONFIG_FILE, LOSS_LOG, PREVIEW_FILE, ".facetwin.lock")
+
+
+@contextmanager
+def _hold_model_dir(model_dir: Path, main: bool) -> Iterator[None]:
+    """The model folder, created if needed and locked against other runs for the ``with``
+    block (on rank 0: the only one that writes). Leftovers of interrupted writes are removed
+    under the lock; if the folder is new and the run fails before its first snapshot, what
+    the run wrote and the folders it created are removed again."""
+    from facetwin.lock import exclusive
+
+    if not main:
+        yield
+        return
+    if model_dir.exists() and not model_dir.is_dir():
+        raise OutputError(f"model folder {model_dir} is a file, not a folder")
+    created = [d for d in (model_dir, *model_dir.parents) if not d.exists()]
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create model folder {model_dir}: {e.strerror or e}") from None
+    ok = False
+    try:
+        with exclusive(model_dir, f"model folder {model_dir}"):
+            ckpt.remove_partial(model_dir)
+            try:
+                yield
+                ok = True
+            finally:
+                if created and not ok and ckpt.latest_snapshot(model_dir) is None:
+                    _remove_new_dir(model_dir, created)
+    except BaseException:
+        if created and not ok:  # e.g. the lock could not be taken: at least no empty folder
+            _rmdirs(created)
+        raise
+
+
+def _remove_new_dir(model_dir: Path, created: list[Path]) -> None:
+    """Undo a failed new run: its files, then every folder it created that is now empty."""
+    for name in _RUN_FILES:
+        (model_dir / name).unlink(missing_ok=True)
+    _rmdirs([model_dir / ckpt.SNAPSHOTS, *created])
+
+
+def _rmdirs(dirs: list[Path]) -> None:
+    for d in dirs:  # innermost first
+        with suppress(OSError):  # not empty (someone else's files) or already gone
+            d.rmdir()
 
 
 @dataclass
@@ -455,6 +562,7 @@ class _Run:
         )
         self.iteration = 0
         self.saved_at: int | None = None
+        self.saved_time = time.monotonic()  # of the newest snapshot (or this session's start)
         self.identities: dict[str, Any] = {}
         self.losses: tuple[float, float] | None = None
 
@@ -510,7 +618,6 @@ class _Run:
     def write_config(self) -> None:
         from facetwin.faceset import atomic_write_bytes
 
-        self.dir.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.cfg.to_json(), indent=1)
         atomic_write_bytes(self.dir / CONFIG_FILE, text.encode())
 
@@ -526,10 +633,13 @@ class _Run:
         log.info("resuming %s from iteration %d", self.dir, self.iteration)
         return snap
 
-    def save(self) -> Path | None:
+    def save(self, reason: str = "stop") -> Path | None:
+        """A snapshot of this iteration (rank 0 only; once per iteration). ``reason`` is one of
+        :data:`checkpoint.REASONS`; it decides how pruning treats the snapshot later."""
         if not self.dist.main or self.saved_at == self.iteration:
             return ckpt.latest_snapshot(self.dir) if self.dist.main else None
         state: dict[str, Any] = {
+            "reason": reason,
             "arch": self.arch,
             "config": self.cfg.to_json(),
             "identities": self.identities,
@@ -553,6 +663,7 @@ class _Run:
             self.dir, self.iteration, self.model, self.optimizer, state, self.cfg.keep, aux
         )
         self.saved_at = self.iteration
+        self.saved_time = time.monotonic()
         return snap
 
     def rollback(self) -> None:
@@ -589,14 +700,14 @@ class _Run:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> TrainResult:
+        """Restore, load the face sets, then (only then) write the config and train."""
         cfg = self.cfg
-        if self.dist.main:
-            self.write_config()
-        ddp.barrier(self.dist)
         snap = self.restore()
         start = self.iteration
         t_start = time.perf_counter()
         if cfg.iterations is not None and start >= cfg.iterations:
+            if self.dist.main:
+                self.write_config()
             return self.result(start, 0.0, 0.0, 0, "done", snap)
         banks: dict[str, FaceBank] = {}
         info = arch_info(self.arch)
@@ -625,7 +736,10 @@ class _Run:
             for s, b in banks.items()
         }
         if self.dist.main:
+            self.write_config()
             truncate_log(self.dir / LOSS_LOG, start)
+        ddp.barrier(self.dist)
+        self.saved_time = time.monotonic()
         return self.loop(loader, preview, start, t_start)
 
     def loop(
@@ -645,7 +759,7 @@ class _Run:
             smoothing=0.05,
             desc=f"train {self.arch}",
         )
-        log_file = (self.dir / LOSS_LOG).open("a") if self.dist.main else None
+        log_file = self.open_log() if self.dist.main else None
         batches = iter(loader)
         latch = _InterruptLatch()
         try:
@@ -691,19 +805,28 @@ class _Run:
         except KeyboardInterrupt:
             if latch.count <= 1:  # a second Ctrl-C may have cut a step: do not save that
                 snap = self.save()
-                if snap is not None:
-                    log.warning("interrupted: saved %s", snap)
+                if snap is not None:  # the CLI's one line says so; this is for -v
+                    log.info("interrupted: saved %s", snap)
             raise
         finally:
             bar.close()
             if log_file is not None:
-                log_file.close()
+                with suppress(OSError):  # flushed after every line; a full disk fails above
+                    log_file.close()
             del batches  # stops the loader's workers now, not at garbage collection
         snap = self.save()
         if self.dist.main and cfg.preview_every:
             self.write_preview(preview)
         ddp.barrier(self.dist)
         return self.result(start, meter.wait, meter.busy, skipped, stopped, snap)
+
+    def open_log(self) -> Any:
+        try:
+            return (self.dir / LOSS_LOG).open("a")
+        except OSError as e:
+            raise OutputError(
+                f"cannot write {self.dir / LOSS_LOG}: {ckpt.write_error(e)}"
+            ) from None
 
     def set_lr(self) -> None:
         """The schedule's rate for this iteration (a pure function of it: resumes exactly)."""
@@ -729,17 +852,31 @@ class _Run:
                 "lr": self.optimizer.param_groups[0]["lr"],
                 **{k: round(v, 6) for k, v in out.terms.items()},
             }
-            log_file.write(json.dumps(line) + "\n")
-            log_file.flush()
+            try:
+                log_file.write(json.dumps(line) + "\n")
+                log_file.flush()
+            except OSError as e:
+                raise OutputError(
+                    f"cannot write {self.dir / LOSS_LOG}: {ckpt.write_error(e)}; finished "
+                    "work is saved - run the same command to resume"
+                ) from None
         post = {"A": f"{out.loss_a:.4f}", "B": f"{out.loss_b:.4f}", "samples/s": f"{rate:.1f}"}
         if deadline is not None:
             post["left"] = f"{max(deadline - now, 0) / 60:.1f}min"
         bar.set_postfix(post, refresh=False)
 
     def periodic(self, preview: dict[str, torch.Tensor]) -> None:
-        """Snapshot and preview when their intervals come round."""
+        """Snapshot and preview when their intervals come round.
+
+        A snapshot is due every ``save_every`` iterations and, whatever the iteration, once
+        ``save_minutes`` have passed since the last one. Saving reads the state and draws no
+        random number, so when it happens does not change the run.
+        """
+        minutes = self.cfg.save_minutes
         if self.iteration % self.cfg.save_every == 0:
-            self.save()
+            self.save("interval")
+        elif minutes and time.monotonic() - self.saved_time >= minutes * 60:
+            self.save("time")
         every = self.cfg.preview_every
         if self.dist.main and every and self.iteration % every == 0:
             self.write_preview(preview)
