@@ -133,6 +133,7 @@ FIGURES = [
     ("nearer_target_by", "nearer by", "{:+.2f}"),
     ("sharpness_ratio", "sharp", "{:.2f}"),
     ("pose_error_mean", "pose°", "{:.1f}"),
+    ("pose_error_centred_mean", "pose° c", "{:.1f}"),
     ("expression_error_mean", "expr", "{:.3f}"),
     ("landmark_jitter_ratio", "jitter", "{:.2f}"),
     ("flicker_ratio", "flicker", "{:.2f}"),

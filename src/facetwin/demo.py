@@ -164,6 +164,7 @@ def figures(m: dict[str, Any]) -> dict[str, Any]:
         "sharpness_ratio": bl.get("sharpness_ratio"),
         "pose_error_mean": att.get("pose_error_mean"),
         "roll_error_mean": att.get("roll_error_mean"),
+        "pose_error_centred_mean": att.get("pose_error_centred_mean"),
         "expression_error_mean": att.get("expression_error_mean"),
         "landmark_jitter_ratio": tmp.get("landmark_jitter_ratio"),
         "flicker_ratio": tmp.get("flicker_ratio"),
@@ -296,6 +297,13 @@ GOALS: list[tuple[str, str, str, Any, str]] = [
     ("pose_error_mean", "pose error (deg)", "{:.1f}", lambda v: v <= 5, "<= 5"),
     # roll needs no depth, so it is the part of the pose estimate a face's shape cannot fake
     ("roll_error_mean", "  of it roll (deg)", "{:.1f}", lambda v: True, "(docs/metrics.md)"),
+    (
+        "pose_error_centred_mean",
+        "  offset removed (deg)",
+        "{:.1f}",
+        lambda v: True,
+        "(docs/metrics.md)",
+    ),
     ("expression_error_mean", "expression error", "{:.3f}", lambda v: True, "(lower is better)"),
     ("landmark_jitter_ratio", "landmark jitter ratio", "{:.2f}", lambda v: v <= 1.1, "<= 1.1"),
     ("flicker_ratio", "flicker ratio", "{:.2f}", lambda v: v <= 1.1, "<= 1.1"),

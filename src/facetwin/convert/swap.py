@@ -180,8 +180,11 @@ def make_patch(
     m_out: np.ndarray,
     landmarks: np.ndarray,
     keep: np.ndarray | None = None,
+    sharpen: float = 0.0,
 ) -> FacePatch | None:
     """Warp the output-crop ``face`` back into the frame (its ROI only) as a :class:`FacePatch`.
+
+    ``sharpen`` > 0 applies an unsharp mask to the warped face at the scale of one crop pixel.
 
     ``keep`` (float32, the output crop's size; 0 on occluders) goes back the same way; outside
     the crop square it is 1, which changes nothing there (the face is the original's anyway).
@@ -197,6 +200,8 @@ def make_patch(
     # Replicated edges: the square's own alpha cuts the face, so its border pixels must not be
     # darkened by interpolating with a black outside.
     warped = cv2.warpAffine(face, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    if sharpen > 0:
+        warped = unsharp(warped, sharpen, sigma=max(0.5, 1.0 / matrix_scale(m_out)))
     square = cv2.warpAffine(
         np.ones((size, size), np.float32),
         m,
@@ -228,6 +233,12 @@ def make_patch(
         size=size / matrix_scale(m_out),
         keep=keep_roi,
     )
+
+
+def unsharp(image: np.ndarray, amount: float, sigma: float) -> np.ndarray:
+    """``image + amount * (image - blur(image))``, clipped to uint8."""
+    blurred = cv2.GaussianBlur(image, (0, 0), sigma)
+    return cv2.addWeighted(image, 1.0 + amount, blurred, -amount, 0)
 
 
 def colour_mask(landmarks_crop: np.ndarray, size: int) -> np.ndarray:
@@ -320,7 +331,7 @@ class Swapper:
                 stats &= keep > 0.5
         with self.timer("blend"):
             face = self.color(face, target, stats)
-            patch = make_patch(out, face, m_out, landmarks, keep)
+            patch = make_patch(out, face, m_out, landmarks, keep, self.params.sharpen)
             if patch is None:
                 return
             x0, y0, x1, y1 = patch.roi

@@ -44,6 +44,12 @@ _SUMMARY = [
     ("identity", "swap_to_original_mean", "distance swap - its original face", "0 = unchanged"),
     ("identity", "original_id_retrieval_a", "originals nearer A than B", "sanity check of A/B, ~1"),
     ("attributes", "pose_error_mean", "pose error (deg, L2 of yaw/pitch/roll)", "0 = pose kept"),
+    (
+        "attributes",
+        "pose_error_centred_mean",
+        "pose error, constant offset removed (deg)",
+        "follows the head frame by frame",
+    ),
     ("attributes", "expression_error_mean", "expression error (IOD)", "eyes + mouth, 0 = kept"),
     ("temporal", "landmark_jitter_in", "landmark jitter, original (IOD)", ""),
     ("temporal", "landmark_jitter_out", "landmark jitter, swap (IOD)", ""),

@@ -29,10 +29,14 @@ class BlendParams:
     feather: Gaussian sigma of the soft edge (``mask``), same unit. An eroded edge blurred by
         sigma reaches zero about 2 sigma out, so ``erode >= 2 * feather`` keeps the blend inside
         the face region.
+    sharpen: unsharp-mask amount applied to the drawn face after it is scaled up into the
+        frame (0: none). The decoder draws a 64-128 px face that the frame shows at 150-300 px;
+        the bilinear scale-up softens it further (DeepFaceLab's merger offers the same knob).
     """
 
     erode: float = 0.06
     feather: float = 0.03
+    sharpen: float = 0.0
 
 
 @dataclass(frozen=True)
