@@ -63,7 +63,8 @@ class Augmented:
     warped: (N, N, 3) network input; target: (N, N, 3) what it must output;
     mask: (N, N) face mask of the target (0/255); regions: (N, N) eyes and mouth of the target;
     similarity: 2x3 matrix of the warp's rigid part (output frame -> output frame) that the
-    target went through, so that tests can invert it.
+    target went through, so that tests can invert it; valid: (N, N) 255 where the target shows
+    its source frame, 0 past the frame's edge (None when the face lies inside its frame).
     """
 
     warped: np.ndarray
@@ -71,6 +72,7 @@ class Augmented:
     mask: np.ndarray
     regions: np.ndarray
     similarity: np.ndarray
+    valid: np.ndarray | None = None
 
 
 def random_transform(rng: np.random.Generator, cfg: AugmentConfig, size: int) -> np.ndarray:
@@ -169,11 +171,13 @@ def augment(
     size: int,
     rng: np.random.Generator,
     cfg: AugmentConfig,
+    valid: np.ndarray | None = None,
 ) -> Augmented:
     """Augment one cached face (see the module docstring for the frames).
 
     source: (C, C, 3) RGB uint8; mask: (C, C) uint8; landmarks: (68, 2) in source pixels;
-    base: 2x3 source -> output frame; size: N, the model's input side.
+    base: 2x3 source -> output frame; size: N, the model's input side; valid: (C, C) uint8,
+    0 where the source crop lies past its frame's edge (goes along with the target).
     """
     if cfg.colour:
         source = colour_jitter(source, rng, cfg)
@@ -196,4 +200,9 @@ def augment(
     )
     tmask = cv2.warpAffine(mask, to_target, (size, size), flags=cv2.INTER_LINEAR)
     regions = region_mask(transform_points(landmarks, to_target), size)
-    return Augmented(warped=warped, target=target, mask=tmask, regions=regions, similarity=sim)
+    tvalid = None
+    if valid is not None:
+        tvalid = cv2.warpAffine(valid, to_target, (size, size), flags=cv2.INTER_LINEAR)
+    return Augmented(
+        warped=warped, target=target, mask=tmask, regions=regions, similarity=sim, valid=tvalid
+    )

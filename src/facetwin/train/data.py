@@ -39,7 +39,10 @@ class FaceBank:
 
     sources: (F, C, C, 3) RGB uint8, C >= size, the model crop plus context, centred;
     masks: (F, C, C) uint8; landmarks: (F, 68, 2) float32 in source pixels;
-    base: 2x3 source -> model crop (size x size at ``coverage``); ids: face ids in the set.
+    base: 2x3 source -> model crop (size x size at ``coverage``); ids: face ids in the set;
+    valid: (F, C, C) uint8, 255 where the crop shows the source frame and 0 where it lies past
+    the frame's edge (smeared edge pixels the model must not learn), or None when every crop
+    lies inside its frame.
     """
 
     sources: np.ndarray
@@ -51,6 +54,7 @@ class FaceBank:
     ids: list[int]
     splits: dict[str, int] = field(default_factory=dict)  # held-out frames start here
     mean_embedding: np.ndarray | None = None  # of the training faces only
+    valid: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -115,6 +119,8 @@ def load_bank(
     sources = np.empty((len(records), side, side, 3), np.uint8)
     masks = np.empty((len(records), side, side), np.uint8)
     marks = np.empty((len(records), 68, 2), np.float32)
+    valid = np.full((len(records), side, side), 255, np.uint8)
+    frame_sizes = source_sizes(fs)
     missing_masks = 0
     for i, rec in enumerate(records):
         aligned = fs.load_aligned(rec)
@@ -127,6 +133,10 @@ def load_bank(
             masks[i] = 255  # no stored mask: the whole crop counts as face
             missing_masks += 1
         marks[i] = transform_points(rec.landmarks_aligned, to_source)
+        if rec.source in frame_sizes and rec.matrix is not None:
+            inside = inside_frame(rec.matrix, frame_sizes[rec.source], fs.size)
+            valid[i] = recrop(inside, fs.coverage, ctx_cov, side)
+            masks[i] = np.minimum(masks[i], valid[i])
     if missing_masks:
         log.warning(
             "%d of %d faces have no stored mask; using the whole crop", missing_masks, len(records)
@@ -136,7 +146,36 @@ def load_bank(
     embs = [r.embedding for r in records if r.embedding is not None]
     mean = np.mean(embs, axis=0).astype(np.float32) if embs else None
     ids = [r.id for r in records]
-    return FaceBank(sources, masks, marks, base, size, coverage, ids, splits, mean)
+    edge = None if valid.min() == 255 else valid
+    if edge is not None:
+        cut = int((valid.reshape(len(valid), -1).min(1) < 255).sum())
+        log.info(
+            "%d of %d faces reach past their frame's edge: masked out of the loss", cut, len(valid)
+        )
+    return FaceBank(sources, masks, marks, base, size, coverage, ids, splits, mean, edge)
+
+
+def source_sizes(fs: Any) -> dict[str, tuple[int, int]]:
+    """Source path -> (width, height) of a face set (empty for an object without sources)."""
+    if not hasattr(fs, "sources"):
+        return {}
+    return {str(s["path"]): (int(s["width"]), int(s["height"])) for s in fs.sources()}
+
+
+def inside_frame(matrix: np.ndarray, frame: tuple[int, int], size: int) -> np.ndarray:
+    """uint8 (size, size): 255 where the aligned crop of ``matrix`` shows the frame, else 0.
+
+    Alignment fills what lies past the frame's edge with replicated edge pixels (streaks).
+    """
+    w, h = frame
+    return cv2.warpAffine(
+        np.full((h, w), 255, np.uint8),
+        np.asarray(matrix, np.float64)[:2],
+        (size, size),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
 @lru_cache(maxsize=16)
@@ -167,7 +206,8 @@ def make_side_batch(
     cfg: AugmentConfig,
     input_size: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Augment the faces ``indices`` into uint8 NCHW tensors (warped, target, mask, regions).
+    """Augment the faces ``indices`` into uint8 NCHW tensors (warped, target, mask, regions,
+    valid: 0 where the target lies past its frame's edge).
 
     The bank is cropped at the model's *output* side; a model that draws more pixels than it
     reads (``input_size`` smaller) gets its warped input shrunk to ``input_size`` with area
@@ -183,14 +223,20 @@ def make_side_batch(
         "target": np.empty((n, 3, s, s), np.uint8),
         "mask": np.empty((n, 1, s, s), np.uint8),
         "regions": np.empty((n, 1, s, s), np.uint8),
+        "valid": np.full((n, 1, s, s), 255, np.uint8),
     }
     for j, i in enumerate(indices):
-        aug = augment(bank.sources[i], bank.masks[i], bank.landmarks[i], bank.base, s, rng, cfg)
+        edge = None if bank.valid is None else bank.valid[i]
+        aug = augment(
+            bank.sources[i], bank.masks[i], bank.landmarks[i], bank.base, s, rng, cfg, edge
+        )
         warped = aug.warped if si == s else shrink(aug.warped, si)
         out["warped"][j] = warped.transpose(2, 0, 1)
         out["target"][j] = aug.target.transpose(2, 0, 1)
         out["mask"][j, 0] = aug.mask
         out["regions"][j, 0] = aug.regions
+        if aug.valid is not None:
+            out["valid"][j, 0] = aug.valid
     return {k: torch.from_numpy(v) for k, v in out.items()}
 
 

@@ -315,7 +315,7 @@ class GanStep:
     def _inputs(self, side: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cl = self.channels_last
         out = {k: as_images(side[k], self.device, cl) for k in ("warped", "target")}
-        for k in ("mask", "regions"):
+        for k in ("mask", "regions", "valid"):
             if k in side:
                 out[k] = as_images(side[k], self.device)
         return out
@@ -325,8 +325,8 @@ class GanStep:
     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
         if self.loss is None or "mask" not in side or "regions" not in side:
             return None
-        spec, mask, regions = self.loss, side["mask"], side["regions"]
-        return lambda pred, target: compute_loss(spec, pred, target, mask, regions)
+        spec, mask, regions, valid = self.loss, side["mask"], side["regions"], side.get("valid")
+        return lambda pred, target: compute_loss(spec, pred, target, mask, regions, valid)
 
     def __call__(self, batch: dict[str, Any]) -> StepOutput:
         stats = self.step(batch["a"], batch["b"])

@@ -150,14 +150,25 @@ def compute_loss(
     target: torch.Tensor,
     mask: torch.Tensor,
     regions: torch.Tensor,
+    valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The combined loss of one identity's batch; all inputs float in [0, 1], computed in fp32.
+
+    ``valid`` (0 where the target lies past its frame's edge) takes those pixels out of every
+    term: the replicated edge pixels there are not the face, and a model that learned them
+    would draw streaks.
 
     fp32 because under autocast a bf16 sum over 200k pixels loses the small differences late
     training is made of.
     """
     pred, target = pred.float(), target.float()
     weight = pixel_weight(mask, regions, spec.emphasis)
+    if valid is not None:
+        # past the edge the prediction is replaced by the target itself: no term (windowed
+        # SSIM included) then sees a difference there or pulls the model towards the streaks
+        valid = valid.float()
+        pred = valid * pred + (1 - valid) * target
+        weight = weight * valid
     total = pred.new_zeros(())
     for w, name in spec.terms:
         total = total + w * TERMS.get(name)(pred, target, weight, mask)

@@ -124,16 +124,17 @@ class TrainStep:
         cl = self.channels_last
         return tuple(
             to_images(side[k], self.device, cl and k in ("warped", "target"))
-            for k in ("warped", "target", "mask", "regions")
+            for k in ("warped", "target", "mask", "regions", "valid")
+            if k in side
         )
 
     def __call__(self, batch: dict[str, Any]) -> StepOutput:
-        xa, ta, ma, ra = self.inputs(batch["a"])
-        xb, tb, mb, rb = self.inputs(batch["b"])
+        xa, ta, *rest_a = self.inputs(batch["a"])
+        xb, tb, *rest_b = self.inputs(batch["b"])
         with autocast(self.device, self.precision):
             pa, pb = self.pair(xa, xb)
-        la = compute_loss(self.loss, pa, ta, ma, ra)
-        lb = compute_loss(self.loss, pb, tb, mb, rb)
+        la = compute_loss(self.loss, pa, ta, *rest_a)
+        lb = compute_loss(self.loss, pb, tb, *rest_b)
         values = torch.stack([la.detach(), lb.detach()]).cpu()
         finite = bool(torch.isfinite(values).all())
         (bad,) = ddp.any_flags(self.dist, self.device, not finite)
