@@ -43,10 +43,13 @@ def _cmd_extract(a: argparse.Namespace) -> int:
         progress=not a.quiet,
     )
     s = extract(a.inputs, a.output, cfg)
-    print(
-        f"{s.faces} faces (+{s.bridged} bridged) from {s.frames} frames of {s.sources} sources "
-        f"in {s.seconds:.1f} s ({s.frames_per_second:.1f} frames/s) -> {s.faceset}"
-    )
+    held = f"{s.faces} faces (+{s.bridged} bridged) from {s.frames} frames of {s.sources} sources"
+    if s.processed:
+        print(f"{held} in {s.seconds:.1f} s ({s.frames_per_second:.1f} frames/s) -> {s.faceset}")
+    else:
+        print(f"already extracted: {held} -> {s.faceset}")
+    if s.no_face:
+        print(f"no face in {len(s.no_face)} photos: {', '.join(s.no_face[:5])}")
     if s.skipped:
         print(f"skipped {len(s.skipped)} unreadable files: {', '.join(s.skipped[:5])}")
     print(f"contact sheet: {s.faceset}/contact_sheet.png")

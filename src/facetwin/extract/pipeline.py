@@ -258,6 +258,8 @@ class ExtractSummary:
     skipped: list[str]
     seconds: float
     frames_per_second: float
+    processed: int = 0  # frames and photos processed by this run (0: all were done before)
+    no_face: list[str] = field(default_factory=list)  # photos this run found no face in
 
 
 class Extractor:
@@ -269,6 +271,7 @@ class Extractor:
         self.fs, self.det, self.cfg, self.refs, self.embed = fs, det, cfg, refs, embed
         self.frames_done = 0
         self.skipped: list[str] = []
+        self.no_face: list[str] = []
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="facetwin-png")
 
     # rows ---------------------------------------------------------------------------------
@@ -349,6 +352,8 @@ class Extractor:
         self.fs.commit_frames(sid, 1, [(0, len(rows))], self._resolve(rows))
         self.fs.finish_source(sid, {}, [])
         self.frames_done += 1
+        if not rows:
+            self.no_face.append(str(path))
 
     # videos -------------------------------------------------------------------------------
     def video(self, path: Path, bar: tqdm) -> None:
@@ -614,7 +619,7 @@ def _extract_into(
                 total=total or None,
                 desc="video",
                 unit="frame",
-                disable=not cfg.progress,
+                disable=not cfg.progress or not videos,  # no empty bar for photos only
                 smoothing=0.1,
             ) as bar:
                 for path, _, _ in videos:
@@ -643,6 +648,8 @@ def _extract_into(
         skipped=ex.skipped,  # type: ignore[attr-defined]
         seconds=round(secs, 2),
         frames_per_second=round(ex.frames_done / secs, 2) if secs else 0.0,
+        processed=ex.frames_done,
+        no_face=ex.no_face,
     )
 
 

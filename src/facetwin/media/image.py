@@ -20,7 +20,10 @@ import numpy as np
 
 from facetwin.errors import InputError, OutputError
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+# what OpenCV's imread reads (the portable any-maps included: .ppm, .pgm, .pbm, .pnm)
+IMAGE_EXTS = {
+    ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm"
+}  # fmt: skip
 
 _quiet_lock = threading.Lock()
 _quiet_depth = 0
