@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from facetwin.media.video import resize_video
+
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = {
     "woman": ROOT / "data/video/WolfgangLanger_Pexels.mp4",
@@ -86,26 +88,6 @@ print(json.dumps({"yaw_error": yaw, "roll_error_mean": round(float(np.mean(roll)
 """
 
 
-def shrink_clip(src: Path, dst: Path, width: int) -> Path:
-    """Re-encode a real clip at ``width`` px wide (every frame, H.264)."""
-    import av
-    import cv2
-
-    from facetwin.media.video import iter_frames
-
-    frames = [f for _, f in iter_frames(src)]
-    h, w = frames[0].shape[:2]
-    height = int(round(h * width / w / 2)) * 2
-    with av.open(str(dst), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for f in frames:
-            small = cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(small, format="rgb24")))
-        out.mux(stream.encode(None))
-    return dst
-
-
 def pose_rows(detectors: tuple[str, ...] = ("dlib-hog", "mtcnn", "dlib-cnn")) -> list[dict]:
     rows = []
     for detector in detectors:
@@ -150,7 +132,7 @@ def run(quick: bool = False) -> list[dict]:
             )
     with tempfile.TemporaryDirectory() as tmp:
         for name, (src, width, face_frames) in SMALL.items():
-            clip = shrink_clip(src, Path(tmp) / f"{name}.mp4", width)
+            clip = resize_video(src, Path(tmp) / f"{name}.mp4", width)
             for detector in ("dlib-hog", "mtcnn"):
                 r = _one(clip, detector, 1, face_frames)
                 rows.append(

@@ -7,32 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
-import cv2
 import pytest
 
 from conftest import MAN, MAN_NOFACE
 from facetwin.cli import main
 from facetwin.extract.pipeline import ExtractConfig, extract
 from facetwin.faceset import FaceSet
-from facetwin.media.video import iter_frames
+from facetwin.media.video import resize_video
 
 pytestmark = pytest.mark.slow
-
-
-def shrink(src: Path, dst: Path, width: int) -> Path:
-    """Re-encode a real clip at ``width`` px (even height), every frame, H.264."""
-    frames = [f for _, f in iter_frames(src)]
-    h, w = frames[0].shape[:2]
-    height = int(round(h * width / w / 2)) * 2
-    with av.open(str(dst), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for f in frames:
-            small = cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(small, format="rgb24")))
-        out.mux(stream.encode(None))
-    return dst
 
 
 def face_frames(path: Path) -> dict[int, int]:
@@ -41,7 +24,7 @@ def face_frames(path: Path) -> dict[int, int]:
 
 
 def test_default_extract_finds_50_px_faces_in_every_frame(tmp_path: Path) -> None:
-    clip = shrink(MAN, tmp_path / "man_176.mp4", 176)  # 176x100, the face ~50 px wide
+    clip = resize_video(MAN, tmp_path / "man_176.mp4", 176)  # 176x100, the face ~50 px wide
     out = tmp_path / "fs"
     s = extract([clip], out, ExtractConfig(progress=False))
     assert s.frames == 72 and sum(face_frames(out).values()) == 72
@@ -51,7 +34,9 @@ def test_default_extract_finds_50_px_faces_in_every_frame(tmp_path: Path) -> Non
 
 
 def test_no_false_alarm_on_small_faceless_frames(tmp_path: Path) -> None:
-    clip = shrink(MAN_NOFACE, tmp_path / "noface_264.mp4", 264)  # the cartoon part has no face
+    clip = resize_video(
+        MAN_NOFACE, tmp_path / "noface_264.mp4", 264
+    )  # the cartoon part has no face
     out = tmp_path / "fs"
     extract([clip], out, ExtractConfig(progress=False))
     frames = face_frames(out)

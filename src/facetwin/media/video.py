@@ -125,3 +125,25 @@ def copy_head(src: str | Path, dst: str | Path, seconds: float) -> Path:
                 pkt.stream = streams[pkt.stream.index]
                 out.mux(pkt)
     return Path(dst)
+
+
+def resize_video(src: str | Path, dst: str | Path, width: int, fps: int = 25) -> Path:
+    """Every frame of a clip re-encoded (H.264) at ``width`` px wide: the phone or CCTV size
+    that tests and benchmarks make small-face footage with, from real clips."""
+    import av
+    import cv2
+
+    with av.open(str(dst), "w") as out:
+        stream = None
+        for _, frame in iter_frames(src):
+            if stream is None:
+                h, w = frame.shape[:2]
+                stream = out.add_stream("libx264", rate=fps)
+                stream.width, stream.height = width, int(round(h * width / w / 2)) * 2
+                stream.pix_fmt = "yuv420p"
+            small = cv2.resize(frame, (stream.width, stream.height), interpolation=cv2.INTER_AREA)
+            picture = av.VideoFrame.from_ndarray(small.astype(np.uint8), format="rgb24")
+            out.mux(stream.encode(picture))
+        if stream is not None:
+            out.mux(stream.encode(None))
+    return Path(dst)
