@@ -535,7 +535,7 @@ F.FaceSet.commit_frames = commit_frames
 def test_disk_full_in_extract_face_images_then_resume(w: Path, tmp_path: Path) -> None:
     """The aligned face PNGs fail to write after 40 (past the first commit): exit 5 naming the
     file, no temporary file left; the rerun finishes with every face."""
-    inject = ENOSPC + "import facetwin.faceset as F\nfailing_fdopen(F, 40)\n"
+    inject = ENOSPC + "import facetwin.media.files as F\nfailing_fdopen(F, 40)\n"
     out = tmp_path / "fs"
     args = ["extract", "-q", str(MAN), "-o", str(out)]
     assert_one_line(run_cli(args, inject), 5, "No space left on device")
@@ -579,18 +579,18 @@ av.open = failing_open
     assert r.code == 0 and "resumed segments: 1" in r.out, r.err
     assert out.is_file() and not (tmp_path / "o.mp4.parts").exists()
 
-    inject = ENOSPC + "import facetwin.label as L\nfailing_fdopen(L, 0)\n"
+    inject = ENOSPC + "import facetwin.media.files as F\nfailing_fdopen(F, 0)\n"
     img = tmp_path / "o.png"
     args = ["convert", "-q", str(w / "face.jpg"), "-m", str(w / "model"), "-o", str(img)]
     assert_one_line(run_cli(args, inject), 5, "No space left on device")
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".png") == []
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
     assert run_cli(args).code == 0 and img.is_file()
 
 
 @pytest.mark.slow
 def test_disk_full_in_eval_report_then_rerun(w: Path, tmp_path: Path) -> None:
-    inject = ENOSPC + "import facetwin.faceset as F\nfailing_fdopen(F, 1)\n"
+    inject = ENOSPC + "import facetwin.media.files as F\nfailing_fdopen(F, 1)\n"
     rep = tmp_path / "rep"
     args = ["eval", "-q", str(w / "clip.mp4"), str(w / "clip.mp4"), "--start-frame", "28"]
     args += ["-o", str(rep)]

@@ -279,7 +279,7 @@ def run_demo(
             "reports": [str(out / f"report_{k}" / "report.html") for k in DIRECTIONS],
         },
     }
-    from facetwin.faceset import atomic_write_bytes
+    from facetwin.media.files import atomic_write_bytes
 
     atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2, default=str).encode())
     print(format_figures(metrics))

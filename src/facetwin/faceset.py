@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import cv2
 import numpy as np
 
 from facetwin.errors import InputError, OutputError, UsageError
+from facetwin.media.files import atomic_write_bytes
 
 SCHEMA_VERSION = 1
 DB_NAME = "faceset.db"
@@ -115,26 +115,6 @@ class FaceRecord:
         from facetwin.extract.align import transform_points
 
         return transform_points(self.landmarks, self.matrix).astype(np.float32)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
-
-    Any OS error (disk full, read-only or missing folder, permissions) is an OutputError, and
-    the temporary file is removed.
-    """
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
-        os.replace(tmp, path)
-    except OSError as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def encode_png(image: np.ndarray, rgb: bool = True) -> bytes:

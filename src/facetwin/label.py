@@ -71,13 +71,11 @@ tag covers those cases only while the file itself is kept.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
 import os
 import re
-import secrets
 import struct
 import unicodedata
 import zlib
@@ -91,6 +89,7 @@ import numpy as np
 
 from facetwin import __version__
 from facetwin.errors import InputError, OutputError, UsageError
+from facetwin.media.files import atomic_write_bytes
 from facetwin.media.image import decode_image
 
 log = logging.getLogger(__name__)
@@ -790,29 +789,6 @@ def _read_bytes(path: Path) -> bytes:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory and os.replace.
-
-    A crash or a full disk then never leaves a half-written image under the final name. The
-    temporary file is created with mode 0o666 so the umask applies, as for a plain open().
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-
-
 def write_image_with_label(
     path: str | os.PathLike[str],
     image_rgb: np.ndarray,
@@ -848,7 +824,7 @@ def write_image_with_label(
             if suffix == ".png"
             else jpeg_add_comment(data, tag)
         )
-    _atomic_write(path, data)
+    atomic_write_bytes(path, data, fsync=True)
     return path
 
 

@@ -49,8 +49,9 @@ from facetwin.convert.swap import SwapModel, Swapper, Timer, load_swap_model
 from facetwin.errors import InputError, ModelMismatchError, NoFaceError, OutputError, UsageError
 from facetwin.extract.identity import SAME_PERSON
 from facetwin.extract.tracking import SmoothConfig
-from facetwin.faceset import FaceSet, atomic_write_bytes
+from facetwin.faceset import FaceSet
 from facetwin.lock import exclusive
+from facetwin.media.files import atomic_write_bytes
 from facetwin.media.image import list_images, read_image, write_image
 from facetwin.media.video import decode_frames, is_video_path, media_kind, probe
 from facetwin.media.video_writer import (

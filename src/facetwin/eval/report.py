@@ -16,7 +16,7 @@ import numpy as np
 from facetwin.errors import OutputError
 from facetwin.eval.pipeline import Sample
 from facetwin.eval.svg import histogram, line_plot
-from facetwin.faceset import atomic_write_bytes
+from facetwin.media.files import atomic_write_bytes
 from facetwin.media.image import encode_image
 
 _CSS = """

@@ -33,9 +33,10 @@ from facetwin.extract.landmarks import landmarks_68
 from facetwin.extract.masks import face_mask
 from facetwin.extract.pose import head_pose
 from facetwin.extract.tracking import SmoothConfig, smooth_track
-from facetwin.faceset import DB_NAME, FACES_DIR, FaceSet, atomic_write_bytes, encode_png
+from facetwin.faceset import DB_NAME, FACES_DIR, FaceSet, encode_png
 from facetwin.interrupt import GracefulStop
 from facetwin.lock import exclusive, lock_path_for
+from facetwin.media.files import atomic_write_bytes
 from facetwin.media.image import contact_sheet, is_image_path, read_image
 from facetwin.media.video import is_video_path, iter_frames, probe
 

@@ -118,7 +118,7 @@ def encode_image(image: np.ndarray, suffix: str = ".png", quality: int = 95) -> 
 
 def write_image(path: str | Path, image: np.ndarray, quality: int = 95) -> None:
     """Write an RGB image atomically (temp file + rename), PNG or JPEG by suffix."""
-    from facetwin.faceset import atomic_write_bytes
+    from facetwin.media.files import atomic_write_bytes
 
     p = Path(path)
     atomic_write_bytes(p, encode_image(image, p.suffix or ".png", quality))

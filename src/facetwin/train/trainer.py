@@ -361,7 +361,7 @@ def truncate_log(path: Path, iteration: int) -> None:
     """Drop log lines past ``iteration`` (written after the snapshot a resume starts from)."""
     if not path.is_file():
         return
-    from facetwin.faceset import atomic_write_bytes
+    from facetwin.media.files import atomic_write_bytes
 
     kept = []
     for line in path.read_text().splitlines():
@@ -616,7 +616,7 @@ class _Run:
 
     # -- persistence ---------------------------------------------------------------------------
     def write_config(self) -> None:
-        from facetwin.faceset import atomic_write_bytes
+        from facetwin.media.files import atomic_write_bytes
 
         text = json.dumps(self.cfg.to_json(), indent=1)
         atomic_write_bytes(self.dir / CONFIG_FILE, text.encode())
@@ -688,7 +688,8 @@ class _Run:
         )
 
     def write_preview(self, faces: dict[str, torch.Tensor]) -> None:
-        from facetwin.faceset import atomic_write_bytes, encode_png
+        from facetwin.faceset import encode_png
+        from facetwin.media.files import atomic_write_bytes
 
         title = (
             f"SYNTHETIC - facetwin {self.arch} it {self.iteration} - rows A, A>A, A>B, B, B>B, B>A"

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from facetwin.errors import InputError, UsageError
+from facetwin.device import resolve_device
+from facetwin.errors import InputError
 from facetwin.extract.detectors import DETECTORS
 from facetwin.extract.detectors.base import Detection
 from facetwin.extract.models import model_file
@@ -250,19 +251,6 @@ _PNET_CELL = 12
 _BATCH = 512  # crops per R-Net / O-Net forward pass: bounds memory on huge candidate lists
 
 
-def _resolve_device(device: str) -> str:
-    """'auto' picks CUDA when present; an unusable choice is a user error, not a crash later."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise UsageError(f"unknown device {device!r}; use cpu, cuda or auto") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r} asked for, but torch sees no CUDA GPU")
-    return str(dev)
-
-
 def _to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
     """RGB uint8 H,W,3 (or grey H,W) -> normalised 1,3,H,W float tensor, as the nets expect."""
     if image.ndim == 2:
@@ -413,7 +401,7 @@ class MtcnnDetector:
     name = "mtcnn"
 
     def __init__(self, device: str = "cpu", params: MtcnnParams | None = None) -> None:
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.params = params or MtcnnParams()
         self._nets = _nets(self.device)
 
