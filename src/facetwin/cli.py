@@ -138,16 +138,20 @@ def _cmd_convert(a: argparse.Namespace) -> int:
 
 
 def _cmd_verify(a: argparse.Namespace) -> int:
-    from facetwin.label import verify
+    from facetwin.label import DETECTION_THRESHOLD, verify
 
     code = 0
     for path in a.files:
         r = verify(path)
         marked = bool(r.watermark_found or r.metadata_tag)
+        # the pooled score against its threshold says how clear the verdict is (7.6 = a false
+        # alarm below 2.6e-7); malformed look-alike tags are counted, never printed
+        odd = f", {r.malformed_tags} malformed tag(s) ignored" if r.malformed_tags else ""
         print(
             f"{path}: {'SYNTHETIC (facetwin label found)' if marked else 'no facetwin label'}"
             f" - watermark {'found' if r.watermark_found else 'not found'}"
-            f" ({r.frames_marked}/{r.frames_checked} frames), metadata: {r.metadata_tag or 'none'}"
+            f" ({r.frames_marked}/{r.frames_checked} frames, score {r.pooled_score:.1f}"
+            f" / {DETECTION_THRESHOLD}), metadata: {r.metadata_tag or 'none'}{odd}"
         )
         code = code or (0 if marked else 1)
     return code
