@@ -33,10 +33,11 @@ from facetwin.errors import InputError, NoFaceError, OutputError, UsageError
 from facetwin.eval import metrics as M
 from facetwin.eval.references import IdentityRefs, identity_refs
 from facetwin.extract.detectors import DETECTORS, Detection, Detector, create_detector
+from facetwin.extract.detectors.base import iou
 from facetwin.extract.identity import Embedder, distances
 from facetwin.extract.landmarks import landmarks_68
 from facetwin.extract.masks import MASK_KINDS
-from facetwin.extract.pipeline import detect_full, detect_near, iou
+from facetwin.extract.pipeline import detect_full, detect_near
 from facetwin.extract.pose import head_pose
 from facetwin.media.image import list_images, read_image
 from facetwin.media.video import iter_frames, media_kind, probe

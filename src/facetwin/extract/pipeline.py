@@ -28,6 +28,7 @@ from tqdm import tqdm
 from facetwin.errors import InputError, NoFaceError, OutputError, UsageError
 from facetwin.extract.align import alignment_matrix, transform_points, warp_face
 from facetwin.extract.detectors import DETECTORS, Detection, Detector, create_detector
+from facetwin.extract.detectors.base import iou
 from facetwin.extract.identity import SAME_PERSON, Embedder, matches
 from facetwin.extract.landmarks import landmarks_68
 from facetwin.extract.masks import face_mask
@@ -125,14 +126,6 @@ def _emb_bytes(emb: np.ndarray | Future[np.ndarray] | bytes | None) -> bytes | N
 
 SMALL_FRAME = 800  # frames below this longer side get a 2x retry when no face is found
 RETRY_MIN_SCORE = 0.1  # a detection of the 2x retry must score this (see detect_full)
-
-
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def detect_full(det: Detector, image: np.ndarray, max_side: int) -> list[Detection]:
