@@ -17,6 +17,20 @@ MAN = DATA / "video" / "single_face.mp4"
 MAN_NOFACE = DATA / "video" / "face_noface.mov"
 
 
+def train_lite(faceset_a: Path, faceset_b: Path, model_dir: Path, iterations: int, **kw):  # type: ignore[no-untyped-def]
+    """A short ``lite`` training for tests (one snapshot at the end, no preview, no workers);
+    ``kw`` overrides any TrainConfig field."""
+    from facetwin.train.trainer import TrainConfig, train
+
+    cfg = dict(
+        faceset_a=str(faceset_a), faceset_b=str(faceset_b), model_dir=str(model_dir),
+        arch="lite", iterations=iterations, batch=8, workers=0, save_every=iterations,
+        preview_every=0,
+    )  # fmt: skip
+    cfg.update(kw)
+    return train(TrainConfig(**cfg), progress=False)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import MAN, MAN_NOFACE, WOMAN
+from conftest import MAN, MAN_NOFACE, WOMAN, train_lite
 from facetwin.convert import BLENDERS, COLOR_MATCHERS, ConvertConfig, convert
 from facetwin.convert.blend import BlendParams
 from facetwin.convert.blend.mask import soft_mask
@@ -51,23 +51,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory, faceset_woman, faceset_man) -> Path:
     """lite, 30 iterations: A = the woman, B = the man (identities recorded in the checkpoint)."""
-    from facetwin.train.trainer import TrainConfig, train
-
     out = tmp_path_factory.mktemp("model") / "lite"
-    train(
-        TrainConfig(
-            faceset_a=str(faceset_woman),
-            faceset_b=str(faceset_man),
-            model_dir=str(out),
-            arch="lite",
-            iterations=30,
-            batch=8,
-            workers=0,
-            save_every=30,
-            preview_every=0,
-        ),
-        progress=False,
-    )
+    train_lite(faceset_woman, faceset_man, out, 30)
     return out
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA, WOMAN
+from conftest import DATA, WOMAN, train_lite
 from facetwin.convert import BLENDERS, COLOR_MATCHERS
 from facetwin.convert.blend import BlendParams
 from facetwin.convert.blend.mask import soft_mask
@@ -291,24 +291,8 @@ TRAIN_LR = 3e-4
 @pytest.fixture(scope="module")
 def lite_model(tmp_path_factory, faceset_woman, faceset_man) -> SwapModel:
     """lite, A = the woman, B = the man, trained for ``TRAIN_ITERATIONS``."""
-    from facetwin.train.trainer import TrainConfig, train
-
     out = tmp_path_factory.mktemp("model") / "lite_occlusion"
-    train(
-        TrainConfig(
-            faceset_a=str(faceset_woman),
-            faceset_b=str(faceset_man),
-            model_dir=str(out),
-            arch="lite",
-            iterations=TRAIN_ITERATIONS,
-            lr=TRAIN_LR,
-            batch=8,
-            workers=0,
-            save_every=TRAIN_ITERATIONS,
-            preview_every=0,
-        ),
-        progress=False,
-    )
+    train_lite(faceset_woman, faceset_man, out, TRAIN_ITERATIONS, lr=TRAIN_LR)
     return load_swap_model(out, "cpu")
 
 

@@ -32,7 +32,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import DATA, MAN, WOMAN
+from conftest import DATA, MAN, WOMAN, train_lite
 from facetwin.extract.pipeline import ExtractConfig, extract
 from facetwin.lock import lock_path_for
 from facetwin.media.video import copy_head, iter_frames
@@ -145,22 +145,7 @@ def w(tmp_path_factory: pytest.TempPathFactory) -> Path:
     extract([w / "clip_b.mp4"], w / "fs_b", quiet)
     photos = [DATA / "images" / n for n in ("fr_obama.jpg", "fr_obama2.jpg")]
     extract(photos, w / "fs_two", quiet)  # a face set of two faces
-    from facetwin.train.trainer import TrainConfig, train
-
-    train(
-        TrainConfig(
-            faceset_a=str(w / "fs_a"),
-            faceset_b=str(w / "fs_b"),
-            model_dir=str(w / "model"),
-            arch="lite",
-            iterations=2,
-            batch=2,
-            workers=0,
-            save_every=2,
-            preview_every=0,
-        ),
-        progress=False,
-    )
+    train_lite(w / "fs_a", w / "fs_b", w / "model", 2, batch=2)
     # videos: empty, text, truncated (the index is at the end), damaged, another frame size
     (w / "empty.mp4").write_bytes(b"")
     (w / "text.mp4").write_text("not a video\n")
