@@ -96,15 +96,9 @@ def slugify(name: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = "| " + " | ".join(t for _, t, _ in COLUMNS) + " |"
-    lines = [head, "|" + "---|" * len(COLUMNS)]
-    for r in rows:
-        cells = []
-        for k, _, fmt in COLUMNS:
-            v = r.get(k)
-            cells.append("n/a" if v is None else fmt.format(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    from quality import markdown_table  # benchmarks/ is on sys.path when these run
+
+    return markdown_table(rows, COLUMNS)
 
 
 def main() -> None:

@@ -147,12 +147,14 @@ def table(rows: list[dict]) -> str:
     for d in DIRECTIONS:
         short = "w>m" if d == "woman_as_man" else "m>w"
         cols += [(f"{d}.{k}", f"{t} {short}", f) for k, t, f in FIGURES]
+    return markdown_table(rows, cols)
+
+
+def markdown_table(rows: list[dict], cols: list[tuple[str, str, str]]) -> str:
+    """Rows as a Markdown table: (key, title, format) per column, "n/a" for a missing value."""
     lines = ["| " + " | ".join(t for _, t, _ in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        cells = []
-        for k, _, fmt in cols:
-            v = r.get(k)
-            cells.append("n/a" if v is None else fmt.format(v))
+        cells = ["n/a" if r.get(k) is None else fmt.format(r[k]) for k, _, fmt in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
