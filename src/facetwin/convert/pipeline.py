@@ -51,7 +51,7 @@ from facetwin.extract.identity import SAME_PERSON
 from facetwin.extract.tracking import SmoothConfig
 from facetwin.faceset import FaceSet
 from facetwin.lock import exclusive
-from facetwin.media.files import atomic_write_bytes
+from facetwin.media.files import atomic_write_bytes, make_folder
 from facetwin.media.image import list_images, read_image, write_image
 from facetwin.media.video import decode_frames, is_video_path, media_kind, probe
 from facetwin.media.video_writer import (
@@ -686,14 +686,6 @@ def check_output(src: Path, dst: Path, kind: str, cfg: ConvertConfig) -> None:
             raise UsageError(f"{dst} is a folder; the output of an image is an image file")
     elif dst.exists() and not dst.is_dir():
         raise UsageError(f"{dst}: the output of a folder must be a folder")
-
-
-def make_folder(folder: Path) -> None:
-    """Create ``folder`` (and its parents); OutputError (exit 5) when it cannot be."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create {folder}: {e.strerror or e}") from None
 
 
 def _convert_locked(conv: Converter, src: Path, dst: Path, kind: str) -> Outcome:

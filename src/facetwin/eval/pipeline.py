@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 import facetwin
-from facetwin.errors import InputError, NoFaceError, OutputError, UsageError
+from facetwin.errors import InputError, NoFaceError, UsageError
 from facetwin.eval import metrics as M
 from facetwin.eval.references import IdentityRefs, identity_refs
 from facetwin.extract.detectors import DETECTORS, Detection, Detector, create_detector
@@ -39,6 +39,7 @@ from facetwin.extract.landmarks import landmarks_68
 from facetwin.extract.masks import MASK_KINDS
 from facetwin.extract.pipeline import detect_full, detect_near
 from facetwin.extract.pose import head_pose
+from facetwin.media.files import make_folder
 from facetwin.media.image import list_images, read_image
 from facetwin.media.video import iter_frames, media_kind, probe
 from facetwin.media.video_writer import check_complete, count_video_packets
@@ -719,7 +720,7 @@ def evaluate(
     out_dir = None if output_dir is None else Path(output_dir)
     made_dir = out_dir is not None and not out_dir.exists()
     if out_dir is not None:  # a report that cannot be written is found out now, not after
-        _make_report_dir(out_dir)
+        make_folder(out_dir, "output folder")
     try:
         result, samples = _evaluate(original, swapped, kind_o, frames, total, refs, info, cfg, t0)
         if out_dir is not None:
@@ -732,13 +733,6 @@ def evaluate(
                 out_dir.rmdir()  # only when empty: a report written before is kept
         raise
     return result
-
-
-def _make_report_dir(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create output folder {folder}: {e.strerror or e}") from None
 
 
 def _same_size(orig: tuple[int, int], swap: tuple[int, int]) -> bool:

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facetwin.errors import OutputError
 from facetwin.eval.pipeline import Sample
 from facetwin.eval.svg import histogram, line_plot
-from facetwin.media.files import atomic_write_bytes
+from facetwin.media.files import atomic_write_bytes, make_folder
 from facetwin.media.image import encode_image
 
 _CSS = """
@@ -210,10 +209,7 @@ def render_html(metrics: dict, samples: list[Sample]) -> str:
 def write_outputs(metrics: dict, samples: list[Sample], output_dir: Path) -> tuple[Path, Path]:
     """metrics.json and report.html in ``output_dir`` (created), each written atomically."""
     out = Path(output_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create output folder {out}: {e.strerror or e}") from None
+    make_folder(out, "output folder")
     js, html = out / "metrics.json", out / "report.html"
     atomic_write_bytes(js, (json.dumps(metrics, indent=1) + "\n").encode("utf-8"))
     atomic_write_bytes(html, render_html(metrics, samples).encode("utf-8"))

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from facetwin.errors import InputError, NoFaceError, OutputError, UsageError
+from facetwin.errors import InputError, NoFaceError, UsageError
 from facetwin.extract.align import alignment_matrix, transform_points, warp_face
 from facetwin.extract.detectors import DETECTORS, Detection, Detector, create_detector
 from facetwin.extract.detectors.base import iou
@@ -37,7 +37,7 @@ from facetwin.extract.tracking import SmoothConfig, smooth_track
 from facetwin.faceset import DB_NAME, FACES_DIR, FaceSet, encode_png
 from facetwin.interrupt import GracefulStop
 from facetwin.lock import exclusive, lock_path_for
-from facetwin.media.files import atomic_write_bytes
+from facetwin.media.files import atomic_write_bytes, make_folder
 from facetwin.media.image import contact_sheet, is_image_path, read_image
 from facetwin.media.video import is_video_path, iter_frames, probe
 
@@ -565,10 +565,7 @@ def extract(
     refs = reference_embeddings(cfg.refs, det, cfg.max_detect_side, embed)
     out = Path(output)
     made_dir = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create face set at {out}: {e.strerror or e}") from None
+    make_folder(out, "face set")
     try:
         with exclusive(out, f"face set {out}"):
             return _extract_into(out, sources, total, cfg, det, embed, refs, made_dir)

@@ -31,3 +31,13 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def make_folder(folder: Path, what: str = "") -> None:
+    """Create ``folder`` and its parents; an OutputError (exit 5) naming ``what`` ("model
+    folder", "output folder") when it cannot be made."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        name = f"{what} {folder}" if what else str(folder)
+        raise OutputError(f"cannot create {name}: {e.strerror or e}") from None

@@ -44,6 +44,7 @@ from facetwin.errors import (
     OutputError,
     UsageError,
 )
+from facetwin.media.files import make_folder
 from facetwin.train import checkpoint as ckpt
 from facetwin.train import ddp
 from facetwin.train.augment import AugmentConfig
@@ -478,10 +479,7 @@ def _hold_model_dir(model_dir: Path, main: bool) -> Iterator[None]:
     if model_dir.exists() and not model_dir.is_dir():
         raise OutputError(f"model folder {model_dir} is a file, not a folder")
     created = [d for d in (model_dir, *model_dir.parents) if not d.exists()]
-    try:
-        model_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create model folder {model_dir}: {e.strerror or e}") from None
+    make_folder(model_dir, "model folder")
     ok = False
     try:
         with exclusive(model_dir, f"model folder {model_dir}"):
