@@ -2,8 +2,12 @@
 
     python scripts/make_readme_images.py SWAPS_DIR   (default bench_out/quality/swaps_demo@it2000,
     written by ``python benchmarks/quality.py --recipes demo --iterations 2000``)
+    python scripts/make_readme_images.py --compare NAME DIR=LABEL DIR=LABEL ...
 
-Crops follow each original face's landmarks in the face sets the benchmark extracted.
+The second form puts several models' swaps of the same frames side by side (original | one
+column per model), e.g. the CPU demo against ``benchmarks/gpu_quality.py``'s GPU models, into
+docs/images/NAME_<direction>.jpg. Crops follow each original face's landmarks in the face sets
+the CPU benchmark extracted (bench_out/quality).
 """
 
 from __future__ import annotations
@@ -42,28 +46,47 @@ def crop(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return cv2.warpAffine(frame, m, TILE, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
 
 
+def header(width: int, text: str) -> np.ndarray:
+    bar = np.full((24, width, 3), 255, np.uint8)
+    cv2.putText(bar, text, (6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return bar
+
+
+def picture(name: str, swaps: list[Path], sets: Path) -> np.ndarray:
+    """Rows of held-out frames: the original, then each swap folder's version of it."""
+    clip, faceset, wanted, _, _ = SHOTS[name]
+    sources = [frames_at(ROOT / "data/video" / clip, wanted)]
+    sources += [frames_at(s / f"{name}.mp4", wanted) for s in swaps]
+    with FaceSet.open(sets / faceset) as fs:
+        rows = [r for r in fs.faces() if r.frame in wanted and r.source.endswith(clip)]
+    marks = {r.frame: r.landmarks for r in rows}
+    if len(swaps) == 1:  # one row: three (original, swap) pairs
+        return np.hstack([crop(src[i], marks[i]) for i in wanted for src in sources])
+    return np.vstack([np.hstack([crop(src[i], marks[i]) for src in sources]) for i in wanted])
+
+
 def main() -> None:
-    swaps = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "bench_out/quality/swaps_demo@it2000"
-    sets = swaps.parent
-    for name, (clip, faceset, wanted, who, as_who) in SHOTS.items():
-        orig = frames_at(ROOT / "data/video" / clip, wanted)
-        swap = frames_at(swaps / f"{name}.mp4", wanted)
-        with FaceSet.open(sets / faceset) as fs:
-            marks = {
-                r.frame: r.landmarks
-                for r in fs.faces()
-                if r.frame in wanted and r.source.endswith(clip)
-            }
-        tiles = [crop(src[i], marks[i]) for i in wanted for src in (orig, swap)]
-        row = np.hstack(tiles)
-        header = np.full((24, row.shape[1], 3), 255, np.uint8)
+    sets = ROOT / "bench_out/quality"
+    if sys.argv[1:2] == ["--compare"]:
+        stem, specs = sys.argv[2], [a.partition("=") for a in sys.argv[3:]]
+        for name, (_, _, wanted, who, _) in SHOTS.items():
+            grid = picture(name, [Path(d) for d, _, _ in specs], sets)
+            labels = " | ".join(label for _, _, label in specs)
+            text = f"{who}, held-out frames {', '.join(map(str, wanted))}: original | {labels}"
+            out = ROOT / "docs/images" / f"{stem}_{name}.jpg"
+            bar = header(grid.shape[1], text + " (SYNTHETIC)")
+            write_image(out, np.vstack([bar, grid]), quality=88)
+            print(out)
+        return
+    swaps = Path(sys.argv[1]) if len(sys.argv) > 1 else sets / "swaps_demo@it2000"
+    for name, (_, _, wanted, who, as_who) in SHOTS.items():
+        row = picture(name, [swaps], swaps.parent)
         text = (
             f"held-out frames {', '.join(map(str, wanted))} of {who}: original | as {as_who} "
             "(SYNTHETIC, facetwin demo, lite-hd 2000 it)"
         )
-        cv2.putText(header, text, (6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
         out = ROOT / "docs/images" / f"demo_heldout_{name}.jpg"
-        write_image(out, np.vstack([header, row]), quality=88)
+        write_image(out, np.vstack([header(row.shape[1], text), row]), quality=88)
         print(out)
 
 

@@ -39,9 +39,10 @@ CPU_RECIPE: dict[str, Any] = {
     "schedule": {"kind": "cosine", "warmup": 100, "final": 0.05},
     "loss": "l1+ssim_half",
 }
-#: ``original`` on a GPU: the seed's recipe length (~8 minutes on an H200 at batch 16+16). The
-#: peak rate is 2x the seed's with a warm-up and cosine decay; not yet measured on a GPU (no GPU
-#: was lent while it was chosen) - see docs/training.md.
+#: ``original`` on a GPU: the seed's recipe length (~7.5 minutes alone on an H200 at batch 16+16).
+#: The peak rate is 2x the seed's with a warm-up and cosine decay. Measured on an H200
+#: (benchmarks/results/gpu-quality-h200.json): 100 % ID retrieval both ways on the held-out
+#: frames, converged by ~36k iterations - see docs/training.md.
 GPU_ITERATIONS = 50_000
 GPU_RECIPE: dict[str, Any] = {
     "arch": "original",
