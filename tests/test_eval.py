@@ -154,6 +154,36 @@ def test_identity_from_model_meta(clips, faceset_man, faceset_woman, tmp_path):
     assert r["identity"]["id_retrieval_a"] == 1.0
 
 
+def test_b2a_conversion_reads_the_models_sides_the_other_way(
+    clips, faceset_man, faceset_woman, tmp_path, caplog
+):
+    """A model trained woman (A) <-> man (B) converting the man's clip is a b2a conversion:
+    eval's A (the person in the original) is the model's B. Here the "swap" is the man's clip
+    itself, so with the direction given every face is retrieved as A; read as a2b, the sides
+    are crossed, every figure is inverted, and eval says so."""
+    woman, man = faceset_mean(faceset_woman).tolist(), faceset_mean(faceset_man).tolist()
+    snap = tmp_path / "model" / "snapshots" / "it-00000100"
+    snap.mkdir(parents=True)
+    ident = {"a": {"mean_embedding": woman}, "b": {"mean_embedding": man}}
+    (snap / "state.json").write_text(json.dumps({"iteration": 100, "identities": ident}))
+    model = tmp_path / "model"
+    r = evaluate(
+        clips["original"],
+        clips["original"],
+        model_dir=model,
+        cfg=cfg(max_frames=4, direction="b2a"),
+    )
+    assert r["identity"]["original_id_retrieval_a"] == 1.0
+    assert r["identity"]["id_retrieval_a"] == 1.0 and r["identity"]["id_retrieval"] == 0.0
+    assert not [m for m in caplog.messages if "direction" in m]
+
+    r = evaluate(clips["original"], clips["original"], model_dir=model, cfg=cfg(max_frames=4))
+    assert r["identity"]["original_id_retrieval_a"] == 0.0
+    assert any("--direction b2a" in m for m in caplog.messages)
+    with pytest.raises(UsageError):
+        evaluate(clips["original"], clips["original"], cfg=cfg(direction="ab"))
+
+
 def test_constant_brightness_shift(clips):
     """+12 levels everywhere: the face does not flicker more (ratio exactly 1) and nothing
     moves, but the face colour is lighter by the L* that 12 sRGB levels make (0.3..0.45 L* per

@@ -167,7 +167,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         faceset_a=a.faceset_a,
         faceset_b=a.faceset_b,
         output_dir=a.output,
-        cfg=EvalConfig(progress=not a.quiet, start_frame=a.start_frame),
+        cfg=EvalConfig(progress=not a.quiet, start_frame=a.start_frame, direction=a.direction),
     )
     print(json.dumps(headline(m), indent=2, default=str))
     return 0
@@ -325,6 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--faceset-a", metavar="A")
     ev.add_argument("--faceset-b", metavar="B")
     ev.add_argument("-o", "--output", metavar="REPORT_DIR")
+    ev.add_argument(
+        "--direction",
+        default="a2b",
+        choices=("a2b", "b2a"),
+        help="the conversion's direction: which of the model's identities (-m) the original "
+        "shows (default a2b)",
+    )
     ev.add_argument(
         "--start-frame",
         type=int,

@@ -184,7 +184,7 @@ def evaluate_pair(
     from facetwin.eval.pipeline import EvalConfig, evaluate
 
     result = {}
-    for name, (src, _, fs, target) in jobs(sets).items():
+    for name, (src, direction, fs, target) in jobs(sets).items():
         start = heldout_start(fs, src)
         m = evaluate(
             src,
@@ -193,7 +193,9 @@ def evaluate_pair(
             faceset_a=fs,
             faceset_b=target,
             output_dir=out / f"report_{name}",
-            cfg=EvalConfig(device=device, start_frame=start, progress=progress),
+            cfg=EvalConfig(
+                device=device, start_frame=start, progress=progress, direction=direction
+            ),
         )
         result[name] = figures(m)
     return result

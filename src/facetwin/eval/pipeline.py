@@ -70,6 +70,7 @@ class EvalConfig:
     max_frames: int | None = None  # stop after this many frames (quick looks at long videos)
     start_frame: int = 0  # video: first frame compared (e.g. the first frame held out of training)
     samples: int = 6  # sample frames (original | swap) shown in report.html
+    direction: str = "a2b"  # the conversion's: b2a means the original shows the model's B
     progress: bool = True
 
     def check(self) -> None:
@@ -90,6 +91,8 @@ class EvalConfig:
             raise UsageError("max_frames must be >= 1")
         if self.start_frame < 0:
             raise UsageError("start_frame must be >= 0")
+        if self.direction not in ("a2b", "b2a"):
+            raise UsageError(f"direction must be a2b or b2a, not {self.direction!r}")
 
 
 @dataclass
@@ -453,6 +456,15 @@ def _identity(pairs: list[FacePair], refs: IdentityRefs) -> tuple[dict[str, obje
         "original_to_a_mean": M.finite_mean(o_a),
         "original_to_b_mean": M.finite_mean(o_b),
     }
+    share = out["original_id_retrieval_a"]
+    if refs.mean_b is not None and isinstance(share, float) and share < 0.5:
+        # the originals look like B: A and B are the wrong way round (a b2a conversion
+        # measured as a2b, or face sets given crossed), and every identity figure is inverted
+        log.warning(
+            "most original faces are nearer identity B than A (%.0f%% nearer A): is the "
+            "direction right (--direction b2a for a b2a conversion)?",
+            100 * share,
+        )
     return out, per
 
 
@@ -697,7 +709,7 @@ def evaluate(
             f"{original} is {'a' if kind_o != 'images' else 'an'} {kind_o} "
             f"but {swapped} is {kind_s}: give two videos, two folders or two images"
         )
-    refs = identity_refs(model_dir, faceset_a, faceset_b)
+    refs = identity_refs(model_dir, faceset_a, faceset_b, cfg.direction)
     info: dict[str, object] = {}
     if kind_o == "video":
         counts = check_video_pair(original, swapped, cfg)

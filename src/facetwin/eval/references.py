@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facetwin.errors import InputError
+from facetwin.errors import InputError, UsageError
 from facetwin.faceset import FaceSet
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,15 @@ def identity_refs(
     model_dir: str | Path | None = None,
     faceset_a: str | Path | None = None,
     faceset_b: str | Path | None = None,
+    direction: str = "a2b",
 ) -> IdentityRefs:
-    """A and B means from face sets (preferred: the user named them) or the model's meta."""
+    """A and B means from face sets (preferred: the user named them) or the model's meta.
+
+    Eval's A is the person in the original and B the swap's target, whatever the model calls
+    them: a ``b2a`` conversion shows the model's B in the original, so its means trade places.
+    """
+    if direction not in ("a2b", "b2a"):
+        raise UsageError(f"direction must be a2b or b2a, not {direction!r}")
     refs = IdentityRefs()
     if model_dir is not None:
         means, path = model_means(model_dir)
@@ -139,7 +146,8 @@ def identity_refs(
                 META_KEYS["b"],
                 model_dir,
             )
-        for side, v in means.items():
+        for model_side, v in means.items():
+            side = model_side if direction == "a2b" else {"a": "b", "b": "a"}[model_side]
             setattr(refs, f"mean_{side}", v)
             setattr(refs, f"source_{side}", f"model:{path}")
     if faceset_a is not None:
