@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from facetwin import __version__
 from facetwin.errors import FacetwinError
@@ -25,6 +26,7 @@ CONSENT = (
 
 EXIT_INTERRUPTED = 130
 EXIT_DISK_FULL = 5
+ArgsFn = Callable[[argparse.ArgumentParser], None]
 
 
 def _cmd_extract(a: argparse.Namespace) -> int:
@@ -186,29 +188,19 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="facetwin",
-        description="Face swap: extract -> train -> convert -> eval. " + CONSENT,
-    )
-    p.add_argument("--version", action="version", version=f"facetwin {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(
-        name: str, fn: Callable[[argparse.Namespace], int], help_: str
-    ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_ + " " + CONSENT)
-        sp.set_defaults(func=fn)
-        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-        return sp
-
+def _args_extract(e: argparse.ArgumentParser) -> None:
     from facetwin.device import DEVICE_CHOICES
 
-    e = add("extract", _cmd_extract, "Find, align and store every face of photos and videos.")
     e.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders, videos")
     e.add_argument("-o", "--output", required=True, metavar="FACESET", help="face set folder")
-    e.add_argument("--detector", default="dlib-hog", help="dlib-hog (default), dlib-cnn, mtcnn")
+    from facetwin.extract.detectors import DETECTORS
+
+    e.add_argument(
+        "--detector",
+        default="dlib-hog",
+        choices=DETECTORS.names(),
+        help=DETECTORS.describe("dlib-hog"),
+    )
     e.add_argument("--size", type=int, default=256, help="aligned face size in pixels (256)")
     e.add_argument(
         "--coverage",
@@ -234,15 +226,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
 
-    i = add("info", _cmd_info, "Summarise a face set.")
+
+def _args_info(i: argparse.ArgumentParser) -> None:
     i.add_argument("faceset", metavar="FACESET")
     i.add_argument("--json", action="store_true", help="machine-readable output")
 
-    t = add("train", _cmd_train, "Train a face-swap model on two face sets (resumes MODEL_DIR).")
+
+def _args_train(t: argparse.ArgumentParser) -> None:
+    from facetwin.device import DEVICE_CHOICES
+
     t.add_argument("-A", dest="faceset_a", metavar="FACESET_A", help="face set of identity A")
     t.add_argument("-B", dest="faceset_b", metavar="FACESET_B", help="face set of identity B")
     t.add_argument("-m", "--model", required=True, metavar="MODEL_DIR")
-    t.add_argument("--arch", help="original (default), lite, lite-hd, original128, gan, gan-lite")
+    from facetwin.train.losses import TERMS
+    from facetwin.train.models import ARCHITECTURES
+
+    t.add_argument(
+        "--arch",
+        choices=ARCHITECTURES.names(),
+        help="model architecture; a new model is original unless given, a saved one keeps its "
+        "own. " + ARCHITECTURES.describe("original"),
+    )
     t.add_argument("--batch", type=int, help="faces per identity per step (16)")
     t.add_argument("--iterations", type=int, help="train until this iteration")
     t.add_argument("--minutes", type=float, help="train for this long")
@@ -263,7 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="learning rate over the run: constant (default) or cosine (needs --iterations)",
     )
     t.add_argument("--warmup", type=int, help="iterations of linear learning-rate warm-up (0)")
-    t.add_argument("--loss", help="reconstruction loss, e.g. l1 (default), 'l1+ssim', mask_l1")
+    t.add_argument(
+        "--loss",
+        help="reconstruction loss: terms joined by + with optional weights, e.g. l1 (default), "
+        "'l1+ssim', 'l1+0.5*ssim_half'. Terms: " + TERMS.describe("l1"),
+    )
     t.add_argument(
         "--holdout",
         type=float,
@@ -277,20 +285,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="gan arch loss settings, e.g. 'identity=0,adversarial=0.2' (docs/training.md)",
     )
 
-    c = add("convert", _cmd_convert, "Swap faces in a photo, folder of photos or video.")
+
+def _args_convert(c: argparse.ArgumentParser) -> None:
+    from facetwin.device import DEVICE_CHOICES
+
     c.add_argument("input", metavar="INPUT")
     c.add_argument("-m", "--model", required=True, metavar="MODEL_DIR")
     c.add_argument("-o", "--output", required=True, metavar="OUTPUT")
     c.add_argument("--direction", default="a2b", choices=("a2b", "b2a"))
-    c.add_argument("--blend", default="mask", help="overlay, mask (default), poisson")
-    c.add_argument("--color", default="rct", help="none, rct (default), hist")
+    from facetwin.convert.blend import BLENDERS
+    from facetwin.convert.color import COLOR_MATCHERS
+    from facetwin.extract.detectors import DETECTORS
+
+    c.add_argument(
+        "--blend", default="mask", choices=BLENDERS.names(), help=BLENDERS.describe("mask")
+    )
+    c.add_argument(
+        "--color",
+        default="rct",
+        choices=COLOR_MATCHERS.names(),
+        help=COLOR_MATCHERS.describe("rct"),
+    )
     c.add_argument("--crf", type=int, default=18, help="H.264 quality (18)")
     c.add_argument("--faceset", help="reuse this face set's smoothed landmarks")
     c.add_argument(
         "--detector",
         default="dlib-hog",
-        help="face detector when no --faceset is given: dlib-hog (default), dlib-cnn, mtcnn "
-        "(use the one the face set was extracted with)",
+        choices=DETECTORS.names(),
+        help="face detector when no --faceset is given (use the one the model's face sets were "
+        "extracted with): " + DETECTORS.describe("dlib-hog"),
     )
     c.add_argument("--no-smooth", action="store_true", help="turn landmark smoothing off")
     c.add_argument(
@@ -315,10 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
 
-    v = add("verify", _cmd_verify, "Report whether files carry facetwin's synthetic label.")
+
+def _args_verify(v: argparse.ArgumentParser) -> None:
     v.add_argument("files", nargs="+", metavar="FILE")
 
-    ev = add("eval", _cmd_eval, "Measure a swap: identity, pose/expression kept, jitter, seams.")
+
+def _args_eval(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("original", metavar="ORIGINAL")
     ev.add_argument("swapped", metavar="SWAPPED")
     ev.add_argument("-m", "--model", metavar="MODEL_DIR")
@@ -340,7 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="video: compare from frame N on (e.g. the first frame held out of training)",
     )
 
-    d = add("demo", _cmd_demo, "Run the whole pipeline on the bundled clips.")
+
+def _args_demo(d: argparse.ArgumentParser) -> None:
+    from facetwin.device import DEVICE_CHOICES
+
     d.add_argument("-o", "--output", default="demo_out", metavar="DIR")
     d.add_argument(
         "--iterations",
@@ -350,6 +378,64 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--minutes", type=float, default=None, help="train for this long instead")
     d.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+
+
+#: command -> (what runs it, its one-line help, what adds its arguments)
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, ArgsFn]] = {
+    "extract": (
+        _cmd_extract,
+        "Find, align and store every face of photos and videos.",
+        _args_extract,
+    ),
+    "info": (_cmd_info, "Summarise a face set.", _args_info),
+    "train": (
+        _cmd_train,
+        "Train a face-swap model on two face sets (resumes MODEL_DIR).",
+        _args_train,
+    ),
+    "convert": (_cmd_convert, "Swap faces in a photo, folder of photos or video.", _args_convert),
+    "verify": (_cmd_verify, "Report whether files carry facetwin's synthetic label.", _args_verify),
+    "eval": (
+        _cmd_eval,
+        "Measure a swap: identity, pose/expression kept, jitter, seams.",
+        _args_eval,
+    ),
+    "demo": (_cmd_demo, "Run the whole pipeline on the bundled clips.", _args_demo),
+}
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is one; options before it take no
+    value), or None."""
+    return next((a for a in argv if not a.startswith("-") and a in COMMANDS), None)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse keeping facetwin's promise for usage errors too: one line and exit 2, with a
+    pointer to ``--help`` instead of the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"facetwin: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``facetwin`` parser. With ``argv``, only the command named there gets its arguments:
+    building them imports that stage's plugins (their names are the choices), and ``facetwin
+    verify`` should not wait for torch. Without, every command gets them (docs/cli.md)."""
+    p = _Parser(
+        prog="facetwin",
+        description="Face swap: extract -> train -> convert -> eval. " + CONSENT,
+    )
+    p.add_argument("--version", action="version", version=f"facetwin {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wanted = None if argv is None else _command_in(argv)
+    for name, (fn, help_, add_args) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=help_ + " " + CONSENT)
+        sp.set_defaults(func=fn)
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        if argv is None or name == wanted:
+            add_args(sp)
     return p
 
 
@@ -378,7 +464,15 @@ def _quiet_native_logs(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from facetwin.registry import load_external_plugins
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        load_external_plugins()  # before the parser: their names become choices
+    except FacetwinError as e:
+        print(f"facetwin: error: {_one_line(e)}", file=sys.stderr)
+        return e.exit_code
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="facetwin: %(levelname)s: %(message)s",

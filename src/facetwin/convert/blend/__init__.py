@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facetwin.registry import Registry
+from facetwin.registry import Registry, import_plugins
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def occlude(original: np.ndarray, blended: np.ndarray, patch: FacePatch) -> np.n
     return mix(original, blended, patch.keep)
 
 
-# Plugin modules register themselves on import; keep this list the only place that names them.
-from facetwin.convert.blend import mask, overlay, poisson  # noqa: E402,F401
+# Every module beside this one is a plugin that registers itself: adding one is adding a file.
+import_plugins(__name__)
 
 __all__ = ["BLENDERS", "BlendParams", "Blender", "FacePatch", "erode_region", "mix", "occlude"]

@@ -28,7 +28,7 @@ def soft_mask(patch: FacePatch, params: BlendParams) -> np.ndarray:
     return cv2.GaussianBlur(alpha, (k, k), sigmaX=sigma, borderType=cv2.BORDER_CONSTANT)
 
 
-@BLENDERS.register("mask")
+@BLENDERS.register("mask", help="the face mixed in through its feathered landmark mask")
 def blend_mask(original: np.ndarray, patch: FacePatch, params: BlendParams) -> np.ndarray:
     """Original and swapped face mixed by the soft hull mask."""
     return mix(original, patch.face, soft_mask(patch, params))

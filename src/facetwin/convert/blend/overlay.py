@@ -11,7 +11,7 @@ import numpy as np
 from facetwin.convert.blend import BLENDERS, BlendParams, FacePatch
 
 
-@BLENDERS.register("overlay")
+@BLENDERS.register("overlay", help="the model's square pasted as it is")
 def blend_overlay(original: np.ndarray, patch: FacePatch, params: BlendParams) -> np.ndarray:
     """The swapped square over the original (``patch.face`` already is exactly that)."""
     return patch.face

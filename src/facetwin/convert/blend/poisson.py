@@ -40,7 +40,7 @@ def clone_centre(mask: np.ndarray) -> tuple[int, int] | None:
     return x + w // 2, y + h // 2
 
 
-@BLENDERS.register("poisson")
+@BLENDERS.register("poisson", help="seamless clone (OpenCV Poisson blending)")
 def blend_poisson(original: np.ndarray, patch: FacePatch, params: BlendParams) -> np.ndarray:
     """Poisson clone of the swapped face into the original, in place (no shift).
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from facetwin.registry import Registry
+from facetwin.registry import Registry, import_plugins
 
 ColorMatcher = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -32,7 +32,7 @@ def enough_pixels(mask: np.ndarray) -> bool:
     return int(np.count_nonzero(mask)) >= MIN_PIXELS
 
 
-# Plugin modules register themselves on import; keep this list the only place that names them.
-from facetwin.convert.color import hist, none, rct  # noqa: E402,F401
+# Every module beside this one is a plugin that registers itself: adding one is adding a file.
+import_plugins(__name__)
 
 __all__ = ["COLOR_MATCHERS", "MIN_PIXELS", "ColorMatcher", "enough_pixels"]

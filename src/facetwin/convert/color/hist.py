@@ -35,7 +35,7 @@ def match_channel(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.interp(_cdf(src, centred=True), _cdf(dst), _LEVELS).round().astype(np.uint8)
 
 
-@COLOR_MATCHERS.register("hist")
+@COLOR_MATCHERS.register("hist", help="per-channel histogram matching")
 def match_hist(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``face`` with each channel's histogram inside ``mask`` matched to ``target``'s."""
     if not enough_pixels(mask):

@@ -7,7 +7,7 @@ import numpy as np
 from facetwin.convert.color import COLOR_MATCHERS
 
 
-@COLOR_MATCHERS.register("none")
+@COLOR_MATCHERS.register("none", help="the colours the model drew")
 def match_none(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The face unchanged."""
     return face

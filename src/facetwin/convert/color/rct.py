@@ -22,7 +22,7 @@ def _lab(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
 
 
-@COLOR_MATCHERS.register("rct")
+@COLOR_MATCHERS.register("rct", help="Lab mean and spread of the face in the frame (Reinhard)")
 def match_rct(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``face`` with the Lab mean and standard deviation of ``target`` inside ``mask``."""
     if not enough_pixels(mask):

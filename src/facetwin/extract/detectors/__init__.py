@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from facetwin.extract.detectors.base import Detection, Detector
-from facetwin.registry import Registry
+from facetwin.registry import Registry, import_plugins
 
 DETECTORS: Registry[Callable[..., Detector]] = Registry("detector")
 
@@ -19,7 +19,7 @@ def create_detector(name: str, device: str = "cpu") -> Detector:
     return DETECTORS.get(name)(device=device)
 
 
-# Plugin modules register themselves on import; keep this list the only place that names them.
-from facetwin.extract.detectors import dlib_cnn, dlib_hog, mtcnn  # noqa: E402,F401
+# Every module beside this one is a plugin that registers itself: adding one is adding a file.
+import_plugins(__name__)
 
 __all__ = ["DETECTORS", "Detection", "Detector", "create_detector"]

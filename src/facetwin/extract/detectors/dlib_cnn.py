@@ -88,6 +88,6 @@ class DlibCnnDetector:
         return best
 
 
-@DETECTORS.register("dlib-cnn")
+@DETECTORS.register("dlib-cnn", help="dlib MMOD CNN, turned faces too, slow on a CPU")
 def _make(device: str = "cpu") -> DlibCnnDetector:
     return DlibCnnDetector(device=device)

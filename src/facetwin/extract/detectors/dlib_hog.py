@@ -32,6 +32,6 @@ class DlibHogDetector:
         ]
 
 
-@DETECTORS.register("dlib-hog")
+@DETECTORS.register("dlib-hog", help="dlib HOG, frontal faces, fast on a CPU")
 def _make(device: str = "cpu") -> DlibHogDetector:
     return DlibHogDetector(device=device)

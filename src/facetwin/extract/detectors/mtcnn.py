@@ -416,6 +416,6 @@ class MtcnnDetector:
         ]
 
 
-@DETECTORS.register("mtcnn")
+@DETECTORS.register("mtcnn", help="MTCNN, profiles and small faces")
 def _make(device: str = "cpu") -> MtcnnDetector:
     return MtcnnDetector(device=device)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from facetwin.registry import Registry
+from facetwin.registry import Registry, import_plugins
 from facetwin.train.models.base import AutoencoderSpec, SwapAutoencoder, forward_flops, swap
 
 ARCHITECTURES: Registry[type[SwapAutoencoder]] = Registry("architecture")
@@ -43,15 +43,9 @@ def build_model(name: str) -> SwapAutoencoder:
     return ARCHITECTURES.get(name)()
 
 
-# Plugin modules register themselves on import; keep this list the only place that names them.
-from facetwin.train.models import (  # noqa: E402,F401
-    gan,
-    gan_lite,
-    lite,
-    lite_hd,
-    original,
-    original128,
-)
+# Every module beside this one (but base) is an architecture that registers itself: adding one
+# is adding a file.
+import_plugins(__name__)
 
 __all__ = [
     "ARCHITECTURES",

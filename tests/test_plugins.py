@@ -1,0 +1,170 @@
+"""Plugins: adding a detector, an architecture, a blend mode or a colour matcher is adding one file.
+
+A plugin from outside facetwin - a module in a temporary folder, named in FACETWIN_PLUGINS -
+shows up in the command's ``--help`` and its choices, and runs: a real detector (OpenCV's
+Haar cascade, shipped inside opencv-python) extracts the bundled photo, and an architecture
+trains. Inside facetwin, a plugin package imports every module beside its ``__init__``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import DATA
+from facetwin.faceset import FaceSet
+from facetwin.registry import Registry, import_plugins
+
+PLUGIN = '''
+"""Test plugins registered from outside facetwin."""
+import cv2
+import numpy as np
+
+from facetwin.convert.blend import BLENDERS
+from facetwin.convert.color import COLOR_MATCHERS
+from facetwin.extract.detectors import DETECTORS
+from facetwin.extract.detectors.base import Detection
+from facetwin.train.models import ARCHITECTURES
+from facetwin.train.models.lite import Lite
+
+
+class HaarDetector:
+    name = "opencv-haar"
+
+    def __init__(self, device="cpu"):
+        self.cascade = cv2.CascadeClassifier(
+            cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        )
+
+    def detect(self, image):
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        found = self.cascade.detectMultiScale(grey, 1.1, 5, minSize=(40, 40))
+        # Haar's box reaches above the brows; dlib's starts at them: move it to dlib's convention
+        return [
+            Detection(box=(x + 0.1 * w, y + 0.2 * h, x + 0.9 * w, y + h), score=1.0)
+            for x, y, w, h in found
+        ]
+
+
+@DETECTORS.register("opencv-haar", help="OpenCV Haar cascade (test plugin)")
+def make_haar(device="cpu"):
+    return HaarDetector(device)
+
+
+@ARCHITECTURES.register("lite-plugin", help="lite under another name (test plugin)")
+class LitePlugin(Lite):
+    name = "lite-plugin"
+
+
+@BLENDERS.register("half", help="half swap, half original (test plugin)")
+def blend_half(original, patch, params):
+    return ((original.astype(np.uint16) + patch.face) // 2).astype(np.uint8)
+
+
+@COLOR_MATCHERS.register("grey-world", help="mean colour of the target (test plugin)")
+def match_grey(face, target, mask):
+    return face
+'''
+
+
+@pytest.fixture(scope="module")
+def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("plugins")
+    (folder / "facetwin_test_plugins.py").write_text(PLUGIN)
+    path = os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])
+    return {
+        **os.environ,
+        "PYTHONPATH": path,
+        "FACETWIN_PLUGINS": "facetwin_test_plugins",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "facetwin.cli", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_external_plugins_appear_in_help(plugin_env):
+    for command, name, text in (
+        ("extract", "opencv-haar", "OpenCV Haar cascade (test plugin)"),
+        ("convert", "opencv-haar", "OpenCV Haar cascade (test plugin)"),
+        ("convert", "half", "half swap, half original"),
+        ("convert", "grey-world", "mean colour of the target"),
+        ("train", "lite-plugin", "lite under another name"),
+    ):
+        r = cli([command, "--help"], plugin_env)
+        assert r.returncode == 0, r.stderr
+        help_text = " ".join(r.stdout.split())  # argparse wraps lines
+        assert name in help_text and text in help_text, (command, name)
+        # without the plugin the name is not a choice
+        r = cli([command, "--help"], {**plugin_env, "FACETWIN_PLUGINS": ""})
+        assert name not in r.stdout
+
+
+def test_external_detector_extracts_a_real_photo(plugin_env, tmp_path):
+    out = tmp_path / "fs"
+    r = cli(["extract", str(DATA / "images" / "single_face.jpg"), "-o", str(out), "-q",
+             "--detector", "opencv-haar"], plugin_env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with FaceSet.open(out) as fs:
+        faces = fs.faces()
+    assert len(faces) == 1
+    # the landmarks sit inside the photo and span a face, not a corner of the box
+    lm = faces[0].landmarks
+    assert lm.shape == (68, 2) and (lm.max(0) - lm.min(0)).min() > 50
+
+
+def test_external_architecture_trains(plugin_env, faceset_woman, faceset_man, tmp_path):
+    model = tmp_path / "model"
+    r = cli(["train", "-A", str(faceset_woman), "-B", str(faceset_man), "-m", str(model), "-q",
+             "--arch", "lite-plugin", "--iterations", "2", "--batch", "2", "--device", "cpu"],
+            plugin_env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert '"arch": "lite-plugin"' in (model / "config.json").read_text()
+
+
+def test_a_plugin_that_cannot_be_imported_is_one_line(plugin_env):
+    r = cli(["extract", "--help"], {**plugin_env, "FACETWIN_PLUGINS": "no_such_plugin_module"})
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "facetwin: error: plugin 'no_such_plugin_module' could not be imported: "
+        "No module named 'no_such_plugin_module'"
+    ]
+
+
+def test_unknown_choice_is_one_line(plugin_env):
+    r = cli(["convert", "in.mp4", "-m", "m", "-o", "o.mp4", "--blend", "nope"], plugin_env)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "'half'" in r.stderr
+
+
+def test_a_plugin_package_imports_every_module_beside_it(tmp_path, monkeypatch):
+    """The in-package rule: a new file in the package is a registered plugin, no list edited."""
+    pkg = tmp_path / "myplugins"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(textwrap.dedent("""
+        from facetwin.registry import Registry, import_plugins
+        THINGS = Registry("thing")
+        import_plugins(__name__)
+    """))  # fmt: skip
+    for name in ("alpha", "beta", "base"):
+        (pkg / f"{name}.py").write_text(textwrap.dedent(f'''
+            from myplugins import THINGS
+
+            @THINGS.register("{name}")
+            def make():
+                """The {name} thing."""
+        '''))  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import myplugins  # type: ignore[import-not-found]
+
+    registry: Registry = myplugins.THINGS
+    assert registry.names() == ["alpha", "beta"]  # base.py is the contract, not a plugin
+    assert registry.describe("beta") == "alpha: The alpha thing; beta: The beta thing (default)"
+    import_plugins("myplugins")  # importing again registers nothing twice
+    assert registry.names() == ["alpha", "beta"]
