@@ -253,8 +253,12 @@ CASES = [
     Case("train-png-as-weights", "train -m {w}/m_png --iterations 4", 3, "model.safetensors"),
     Case("train-two-face-set", "train -A {w}/fs_a -B {w}/fs_two -m {o} --arch lite --iterations 2 --batch 2", 0, lines=0),
     Case("train-bad-batch", "train -A {w}/fs_a -B {w}/fs_b -m {o} --arch lite --batch 0", 2),
+    Case("train-bad-workers", "train -A {w}/fs_a -B {w}/fs_b -m {o} --arch lite --workers -1", 2, "--workers"),
+    Case("train-bad-amp", "train -A {w}/fs_a -B {w}/fs_b -m {o} --arch lite --amp half", 2, "--amp"),
     # convert
     Case("convert-missing", f"convert {{w}}/missing.mp4 {M} -o {{o}}.mp4", 3, "no such file"),
+    Case("convert-bad-erode", f"convert {{w}}/clip.mp4 {M} -o {{o}}.mp4 --erode 0.7", 2, "--erode"),
+    Case("convert-bad-threshold", f"convert {{w}}/clip.mp4 {M} -o {{o}}.mp4 --threshold 0", 2, "--threshold"),
     Case("convert-empty", f"convert {{w}}/empty.mp4 {M} -o {{o}}.mp4", 3, "empty file"),
     Case("convert-wrong-type", f"convert {{w}}/text.mp4 {M} -o {{o}}.mp4", 3, "not a readable video"),
     Case("convert-truncated", f"convert {{w}}/trunc.mp4 {M} -o {{o}}.mp4", 3),

@@ -86,6 +86,12 @@ def _cmd_train(a: argparse.Namespace) -> int:
             "holdout": a.holdout,
             "save_every": a.save_every,
             "save_minutes": a.save_minutes,
+            "emphasis": a.emphasis,
+            "mask": a.mask,
+            "amp": a.amp,
+            "workers": a.workers,
+            "preview_every": a.preview_every,
+            "keep": a.keep,
         }.items()
         if v is not None
     }
@@ -132,6 +138,9 @@ def _cmd_convert(a: argparse.Namespace) -> int:
         faceset=a.faceset,
         detector=a.detector,
         sharpen=a.sharpen,
+        erode=a.erode,
+        feather=a.feather,
+        threshold=a.threshold,
         occlusion=not a.no_occlusion,
         progress=not a.quiet,
     )
@@ -240,6 +249,7 @@ def _args_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("-m", "--model", required=True, metavar="MODEL_DIR")
     from facetwin.train.losses import TERMS
     from facetwin.train.models import ARCHITECTURES
+    from facetwin.train.trainer import AMP_CHOICES, MASK_CHOICES
 
     t.add_argument(
         "--arch",
@@ -272,6 +282,30 @@ def _args_train(t: argparse.ArgumentParser) -> None:
         help="reconstruction loss: terms joined by + with optional weights, e.g. l1 (default), "
         "'l1+ssim', 'l1+0.5*ssim_half'. Terms: " + TERMS.describe("l1"),
     )
+    t.add_argument(
+        "--emphasis",
+        type=float,
+        metavar="X",
+        help="extra loss weight over eyes and mouth (0; 2 makes them count 3x)",
+    )
+    t.add_argument(
+        "--mask",
+        choices=MASK_CHOICES,
+        help="face mask of the mask_l1 loss term and the preview (extended)",
+    )
+    t.add_argument(
+        "--amp",
+        choices=AMP_CHOICES,
+        help="mixed precision: auto (default) is bf16 on CUDA GPUs that have it, fp32 elsewhere",
+    )
+    t.add_argument("--workers", type=int, metavar="N", help="data loader processes (2)")
+    t.add_argument(
+        "--preview-every",
+        type=int,
+        metavar="N",
+        help="preview.png every N iterations (250; 0: none)",
+    )
+    t.add_argument("--keep", type=int, metavar="N", help="snapshots kept on disk (3)")
     t.add_argument(
         "--holdout",
         type=float,
@@ -323,6 +357,27 @@ def _args_convert(c: argparse.ArgumentParser) -> None:
         metavar="AMOUNT",
         help="unsharp mask on the drawn face once scaled into the frame (0..3, default 0.5; "
         "0 = off)",
+    )
+    c.add_argument(
+        "--erode",
+        type=float,
+        default=0.06,
+        metavar="F",
+        help="pull the blend edge this far inside the face, as a fraction of the face crop (0.06)",
+    )
+    c.add_argument(
+        "--feather",
+        type=float,
+        default=0.03,
+        metavar="F",
+        help="softness of the blend edge (mask blend), as a fraction of the face crop (0.03)",
+    )
+    c.add_argument(
+        "--threshold",
+        type=float,
+        default=0.6,
+        metavar="D",
+        help="swap only faces this close to the model's source person (128-D distance, 0.6)",
     )
     c.add_argument(
         "--no-occlusion",

@@ -664,7 +664,11 @@ def validate(cfg: ConvertConfig) -> None:
     if cfg.preview is not None and cfg.preview < 0:
         raise UsageError("preview must be a frame number >= 0")
     if not (0 <= cfg.erode < 0.5 and 0 <= cfg.feather < 0.5):
-        raise UsageError("erode and feather are fractions of the face size within 0..0.5")
+        raise UsageError("--erode and --feather are fractions of the face size within 0..0.5")
+    if not 0 < cfg.threshold <= 2:
+        raise UsageError(
+            f"--threshold must be within 0..2 (a 128-D distance), not {cfg.threshold:g}"
+        )
     if not 0 <= cfg.sharpen <= 3:
         raise UsageError(f"sharpen must be within 0..3, not {cfg.sharpen:g}")
 
