@@ -14,9 +14,7 @@ The time split is the summary's: detect (extract pass), decode, model (the netwo
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from facetwin.convert import ConvertConfig, convert
 from facetwin.extract.pipeline import ExtractConfig, extract
 from facetwin.media.video import copy_head
 from facetwin.train.models import arch_info, build_model
+from publish import PUBLISH_HELP, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "data" / "video" / "single_face.mp4"
@@ -104,22 +103,14 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a 1 s cut, lite only")
+    p.add_argument("--publish", action="store_true", help=PUBLISH_HELP)
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     rows = run(quick=a.quick)
     print(table(rows))
-    OUT.parent.mkdir(exist_ok=True)
-    doc = {
-        "clip": str(CLIP.relative_to(ROOT)),
-        "quick": a.quick,
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "rows": rows,
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    OUT.write_text(json.dumps(doc, indent=1))
-    print(f"-> {OUT}")
+    extra = {"clip": str(CLIP.relative_to(ROOT)), "quick": a.quick}
+    write_result("convert", rows, a.publish, seconds=round(time.perf_counter() - t0, 1), **extra)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ import json, sys
 import cv2, numpy as np
 from facetwin.extract.detectors import create_detector
 from facetwin.extract.landmarks import landmarks_68
-from facetwin.extract.pose import head_pose
+from facetwin.face.pose import head_pose
 from facetwin.media.image import read_image
 images, detector = sys.argv[1], sys.argv[2]
 det = create_detector(detector)
@@ -169,13 +169,9 @@ def main() -> None:
                 f"{r['detector']:10s} {yaw:38s} "
                 f"{r['roll_error_mean']:.2f} / {r['roll_error_max']:.2f}"
             )
-    from quality import machine  # commit, machine, load: where a figure came from
+    from publish import write_result
 
-    out = ROOT / "bench_out" / "extract.json"
-    out.parent.mkdir(exist_ok=True)
-    meta = {"command": "python benchmarks/bench_extract.py", **machine()}
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    print(f"-> {out} (publish: copy to benchmarks/results/extract-cpu.json)")
+    write_result("extract", rows, "--publish" in sys.argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ the input, the cost of using the port as an identity loss.
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -186,6 +185,8 @@ def _fmt(v: object) -> str:
 
 
 def main() -> None:
+    from publish import write_result
+
     rows = run(quick="--quick" in sys.argv)
     for kind in ("fidelity", "pairs", "speed"):
         group = [r for r in rows if r["kind"] == kind]
@@ -194,10 +195,7 @@ def main() -> None:
         print("  ".join(f"{k:>14s}" for k in keys))
         for r in group:
             print("  ".join(f"{_fmt(r[k]):>14s}" for k in keys))
-    out = ROOT / "bench_out" / "identity.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
-    print(f"-> {out}")
+    write_result("identity", rows, "--publish" in sys.argv)
 
 
 if __name__ == "__main__":

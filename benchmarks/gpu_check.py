@@ -72,7 +72,7 @@ def bf16_peak(n: int = 8192) -> float:
 
 
 def faces(path: Path, n: int, size: int, coverage: float) -> torch.Tensor:
-    from facetwin.extract.align import recrop
+    from facetwin.face.align import recrop
 
     with FaceSet.open(path) as fs:
         recs = fs.faces()

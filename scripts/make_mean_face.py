@@ -1,4 +1,4 @@
-"""Recompute facetwin's mean face (src/facetwin/extract/mean_face.json) from the bundled real faces.
+"""Recompute facetwin's mean face (src/facetwin/face/mean_face.json) from the bundled real faces.
 
 Runs dlib's HOG detector and 68-point predictor on every bundled photo and every 4th frame of the
 bundled clips, aligns the 51 inner points (eyebrows, eyes, nose, mouth) of all faces to each other
@@ -16,8 +16,8 @@ import cv2
 import dlib
 import numpy as np
 
-from facetwin.extract.align import INNER, umeyama
 from facetwin.extract.models import shape_predictor_68
+from facetwin.face.align import INNER, umeyama
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def main() -> None:
         ref = mean
     lo, hi = ref.min(0), ref.max(0)
     unit = (ref - (lo + hi) / 2) / (hi - lo).max() + 0.5
-    out = ROOT / "src/facetwin/extract/mean_face.json"
+    out = ROOT / "src/facetwin/face/mean_face.json"
     out.write_text(
         json.dumps({"faces": len(shapes), "inner_points": np.round(unit, 5).tolist()}) + "\n"
     )

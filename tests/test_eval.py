@@ -302,7 +302,7 @@ def test_broken_inputs_give_one_line_errors(clips, tmp_path):
 
 def _face_landmarks() -> np.ndarray:
     """A plausible (68, 2) face: the mean face's inner points plus a jaw, at 200 px IOD-ish."""
-    from facetwin.extract.align import mean_face
+    from facetwin.face.align import mean_face
 
     inner = mean_face() * 260 + 100
     t = np.linspace(np.pi, 2 * np.pi, 17)

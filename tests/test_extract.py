@@ -19,7 +19,9 @@ import pytest
 from conftest import MAN, MAN_NOFACE, WOMAN
 from facetwin.cli import main
 from facetwin.errors import InputError, NoFaceError, UsageError
-from facetwin.extract.align import (
+from facetwin.extract.info import faceset_info
+from facetwin.extract.pipeline import ExtractConfig, extract
+from facetwin.face.align import (
     LEFT_EYE,
     RIGHT_EYE,
     alignment_matrix,
@@ -28,9 +30,7 @@ from facetwin.extract.align import (
     umeyama,
     warp_face,
 )
-from facetwin.extract.info import faceset_info
-from facetwin.extract.pipeline import ExtractConfig, extract
-from facetwin.extract.tracking import smooth_track
+from facetwin.face.tracking import smooth_track
 from facetwin.faceset import FaceSet
 from facetwin.media.image import read_image, write_image
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import DATA
 from facetwin.extract.detectors import create_detector
 from facetwin.extract.landmarks import landmarks_68
-from facetwin.extract.pose import head_pose
+from facetwin.face.pose import head_pose
 from facetwin.media.image import read_image
 
 IMAGES = DATA / "images"

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from facetwin.errors import UsageError
-from facetwin.extract.align import recrop
 from facetwin.extract.face_resnet import FaceResNet
+from facetwin.face.align import recrop
 from facetwin.faceset import FaceSet
 from facetwin.train.augment import AugmentConfig
 from facetwin.train.data import PairDataset, load_bank

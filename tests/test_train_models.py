@@ -98,3 +98,21 @@ def test_flop_count_and_swap_helper():
         assert torch.allclose(pa, model(faces, "a"), atol=1e-6)
     with pytest.raises(ValueError):
         swap(model, faces, "sideways")
+
+
+@pytest.mark.parametrize("arch", ["original", "lite"])
+def test_flop_count_matches_torchs_own_counter(arch):
+    """The per-layer count that bench_train turns into FLOP/s is what torch's FlopCounterMode
+    counts for the same forward, and forward + backward is ~3x it (so a share of a peak above
+    100 % would mean a wrong peak, not a wrong count)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(arch)
+    x = torch.rand(2, 3, 64, 64)
+    with FlopCounterMode(display=False) as forward:
+        model(x, "a")
+    counted = forward.get_total_flops() / 2
+    assert counted == sum(forward_flops(model.spec).values())
+    with FlopCounterMode(display=False) as both:
+        (model(x, "a") - x).abs().mean().backward()
+    assert 2.9 < both.get_total_flops() / 2 / counted < 3.0

@@ -527,7 +527,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FacetwinError as e:
         print(f"facetwin: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
-    args = build_parser(argv).parse_args(argv)
+    try:
+        args = build_parser(argv).parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error (already printed, one line)
+        return e.code if isinstance(e.code, int) else 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="facetwin: %(levelname)s: %(message)s",

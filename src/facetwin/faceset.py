@@ -36,7 +36,9 @@ import cv2
 import numpy as np
 
 from facetwin.errors import InputError, OutputError, UsageError
+from facetwin.face.align import transform_points
 from facetwin.media.files import atomic_write_bytes
+from facetwin.media.image import decode_image
 
 SCHEMA_VERSION = 1
 DB_NAME = "faceset.db"
@@ -112,7 +114,6 @@ class FaceRecord:
     @property
     def landmarks_aligned(self) -> np.ndarray:
         """Raw landmarks in aligned-crop pixels."""
-        from facetwin.extract.align import transform_points
 
         return transform_points(self.landmarks, self.matrix).astype(np.float32)
 
@@ -542,7 +543,6 @@ class FaceSet:
 
     def load_aligned(self, rec: FaceRecord) -> np.ndarray:
         """The aligned face as RGB uint8 (size, size, 3)."""
-        from facetwin.media.image import decode_image
 
         path = self.face_path(rec)
         try:
@@ -556,7 +556,6 @@ class FaceSet:
 
     def load_mask(self, rec: FaceRecord, kind: str = "components") -> np.ndarray:
         """uint8 (size, size) mask, 0/255, of kind 'components' or 'extended'."""
-        from facetwin.media.image import decode_image
 
         with self._reading():
             row = self.conn.execute("SELECT masks FROM faces WHERE id=?", (rec.id,)).fetchone()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facetwin.extract.align import LEFT_EYE, RIGHT_EYE
+from facetwin.face.align import LEFT_EYE, RIGHT_EYE
 
 #: Lower bounds of the robust scales (Lab delta E; gradient of L per pixel of a 64-px crop):
 #: a model that reconstructs the face almost perfectly would otherwise make noise look large.

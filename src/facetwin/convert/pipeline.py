@@ -46,10 +46,12 @@ from facetwin.convert.faces import (
 )
 from facetwin.convert.occlusion import OcclusionConfig
 from facetwin.convert.swap import SwapModel, Swapper, Timer, load_swap_model
+from facetwin.device import resolve_device
 from facetwin.errors import InputError, ModelMismatchError, NoFaceError, OutputError, UsageError
 from facetwin.extract.identity import SAME_PERSON
-from facetwin.extract.tracking import SmoothConfig
+from facetwin.face.tracking import SmoothConfig
 from facetwin.faceset import FaceSet
+from facetwin.label import embed_watermark, video_metadata, write_image_with_label
 from facetwin.lock import exclusive
 from facetwin.media.files import atomic_write_bytes, make_folder
 from facetwin.media.image import list_images, read_image, write_image
@@ -184,7 +186,6 @@ class FrameLabeller:
         self._exact = False
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        from facetwin.label import embed_watermark
 
         if self._exact:
             return embed_watermark(image)
@@ -205,8 +206,6 @@ class FrameLabeller:
 def write_output_image(path: Path, image: np.ndarray, model_id: str, cfg: ConvertConfig) -> None:
     """Write a converted image, labelled unless ``cfg.label`` is off."""
     if cfg.label:
-        from facetwin.label import write_image_with_label
-
         write_image_with_label(path, image, model_id, True, jpeg_quality=cfg.jpeg_quality)
     else:
         write_image(path, image, cfg.jpeg_quality)
@@ -277,7 +276,6 @@ class Converter:
     @property
     def detector(self) -> Any:
         if self._detector is None:
-            from facetwin.device import resolve_device
             from facetwin.extract.detectors import create_detector
 
             self._detector = create_detector(self.cfg.detector, resolve_device(self.cfg.device))
@@ -539,7 +537,6 @@ class Converter:
     def video_metadata(self) -> dict[str, str]:
         if not self.cfg.label:
             return {}
-        from facetwin.label import video_metadata
 
         return video_metadata(self.model.model_id)
 

@@ -30,7 +30,7 @@ from facetwin.convert.blend import Blender, BlendParams, FacePatch, erode_region
 from facetwin.convert.color import ColorMatcher
 from facetwin.convert.occlusion import OcclusionConfig, feature_mask, occlusion_mask
 from facetwin.errors import ModelMismatchError
-from facetwin.extract.align import (
+from facetwin.face.align import (
     alignment_matrix,
     compose,
     invert,
@@ -38,7 +38,7 @@ from facetwin.extract.align import (
     transform_points,
     warp_face,
 )
-from facetwin.extract.masks import face_mask
+from facetwin.face.masks import face_mask
 
 #: Pixels of frame kept around the crop square's bounding box (the Poisson boundary needs some).
 ROI_MARGIN = 4

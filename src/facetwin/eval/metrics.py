@@ -18,9 +18,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from facetwin.extract.align import INNER, LEFT_EYE, MOUTH, RIGHT_EYE, mean_face, transform_points
-from facetwin.extract.align import umeyama as _umeyama
-from facetwin.extract.masks import face_mask
+from facetwin.face.align import INNER, LEFT_EYE, MOUTH, RIGHT_EYE, mean_face, transform_points
+from facetwin.face.align import umeyama as _umeyama
+from facetwin.face.masks import face_mask
 
 EYE_CORNERS = (36, 45)  # outer eye corners: the 300-W inter-ocular distance
 EYES = np.concatenate([RIGHT_EYE, LEFT_EYE])

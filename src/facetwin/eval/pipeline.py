@@ -29,16 +29,18 @@ import numpy as np
 from tqdm import tqdm
 
 import facetwin
+from facetwin.device import resolve_device
 from facetwin.errors import InputError, NoFaceError, UsageError
 from facetwin.eval import metrics as M
 from facetwin.eval.references import IdentityRefs, identity_refs
+from facetwin.eval.report import Sample, write_outputs
 from facetwin.extract.detectors import DETECTORS, Detection, Detector, create_detector
-from facetwin.extract.detectors.base import iou
 from facetwin.extract.identity import Embedder, distances
 from facetwin.extract.landmarks import landmarks_68
-from facetwin.extract.masks import MASK_KINDS
 from facetwin.extract.pipeline import detect_full, detect_near
-from facetwin.extract.pose import head_pose
+from facetwin.face.boxes import iou
+from facetwin.face.masks import MASK_KINDS
+from facetwin.face.pose import head_pose
 from facetwin.media.files import make_folder
 from facetwin.media.image import list_images, read_image
 from facetwin.media.video import iter_frames, media_kind, probe
@@ -121,16 +123,6 @@ class FacePair:
     lab_swap: np.ndarray | None = None
     emb_orig: np.ndarray | None = None
     emb_swap: np.ndarray | None = None
-
-
-@dataclass
-class Sample:
-    """A frame pair kept for the report (downscaled)."""
-
-    frame: int
-    name: str
-    original: np.ndarray
-    swap: np.ndarray
 
 
 @dataclass
@@ -736,8 +728,6 @@ def evaluate(
     try:
         result, samples = _evaluate(original, swapped, kind_o, frames, total, refs, info, cfg, t0)
         if out_dir is not None:
-            from facetwin.eval.report import write_outputs
-
             write_outputs(result, samples, out_dir)
     except BaseException:
         if made_dir and out_dir is not None:
@@ -796,7 +786,6 @@ def _evaluate(
 ) -> tuple[dict[str, object], list[Sample]]:
     """The measurement of :func:`evaluate` (its inputs checked): the metrics and the report's
     sample frames."""
-    from facetwin.device import resolve_device
 
     device = resolve_device(cfg.device)
     det = create_detector(cfg.detector, device=device)

@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
 import numpy as np
 
-from facetwin.eval.pipeline import Sample
 from facetwin.eval.svg import histogram, line_plot
 from facetwin.media.files import atomic_write_bytes, make_folder
 from facetwin.media.image import encode_image
+
+
+@dataclass
+class Sample:
+    """A frame pair kept for the report (downscaled): what the pipeline hands the report."""
+
+    frame: int
+    name: str
+    original: np.ndarray
+    swap: np.ndarray
+
 
 _CSS = """
 body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1340px; }

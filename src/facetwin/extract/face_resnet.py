@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facetwin.errors import InputError
+from facetwin.extract.models import dlib_model
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
@@ -294,8 +295,6 @@ class FaceResNet(nn.Module):
     def from_dlib(cls, path: str | Path | None = None, device: str = "cpu") -> FaceResNet:
         """Build the network from dlib's weight file (default: the one in the installed wheel)."""
         if path is None:
-            from facetwin.extract.models import dlib_model
-
             path = dlib_model(MODEL_FILE)
         path = Path(path)
         if not path.is_file():

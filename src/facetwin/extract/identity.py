@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from facetwin.errors import UsageError
 from facetwin.extract.landmarks import to_rect
 from facetwin.extract.models import face_recognizer
 
@@ -37,8 +38,6 @@ class Embedder:
 
     def __init__(self, backend: str = "torch", device: str = "cpu") -> None:
         if backend not in self.BACKENDS:
-            from facetwin.errors import UsageError
-
             raise UsageError(f"unknown embedder {backend!r}; choose one of {self.BACKENDS}")
         self.backend = backend
         self._net = None

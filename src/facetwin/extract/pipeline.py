@@ -25,15 +25,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from facetwin.device import resolve_device
 from facetwin.errors import InputError, NoFaceError, UsageError
-from facetwin.extract.align import alignment_matrix, transform_points, warp_face
 from facetwin.extract.detectors import DETECTORS, Detection, Detector, create_detector
-from facetwin.extract.detectors.base import iou
 from facetwin.extract.identity import SAME_PERSON, Embedder, matches
 from facetwin.extract.landmarks import landmarks_68
-from facetwin.extract.masks import face_mask
-from facetwin.extract.pose import head_pose
-from facetwin.extract.tracking import SmoothConfig, smooth_track
+from facetwin.face.align import alignment_matrix, transform_points, warp_face
+from facetwin.face.boxes import iou
+from facetwin.face.masks import face_mask
+from facetwin.face.pose import head_pose
+from facetwin.face.tracking import SmoothConfig, smooth_track
 from facetwin.faceset import DB_NAME, FACES_DIR, FaceSet, encode_png
 from facetwin.interrupt import GracefulStop
 from facetwin.lock import exclusive, lock_path_for
@@ -557,7 +558,6 @@ def extract(
     # every video's header before the face set exists: an unreadable one must not leave an empty
     # face set behind (and the progress bar wants the frame counts)
     total = sum(probe(p).frame_count or 0 for p, kind, _ in sources if kind == "video")
-    from facetwin.device import resolve_device
 
     device = resolve_device(cfg.device)
     det = create_detector(cfg.detector, device=device)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from facetwin.errors import InputError, OutputError
+from facetwin.media.files import atomic_write_bytes
 
 # what OpenCV's imread reads (the portable any-maps included: .ppm, .pgm, .pbm, .pnm)
 IMAGE_EXTS = {
@@ -118,7 +119,6 @@ def encode_image(image: np.ndarray, suffix: str = ".png", quality: int = 95) -> 
 
 def write_image(path: str | Path, image: np.ndarray, quality: int = 95) -> None:
     """Write an RGB image atomically (temp file + rename), PNG or JPEG by suffix."""
-    from facetwin.media.files import atomic_write_bytes
 
     p = Path(path)
     atomic_write_bytes(p, encode_image(image, p.suffix or ".png", quality))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from facetwin.errors import InputError
+from facetwin.media.image import is_image_path
 
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 
@@ -102,7 +103,6 @@ def media_kind(path: Path) -> str:
         raise InputError(f"{path}: no such file or folder")
     if is_video_path(path):
         return "video"
-    from facetwin.media.image import is_image_path
 
     if is_image_path(path):
         return "image"

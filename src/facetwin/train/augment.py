@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facetwin.extract.align import LEFT_EYE, MOUTH, RIGHT_EYE, compose, transform_points, umeyama
+from facetwin.face.align import LEFT_EYE, MOUTH, RIGHT_EYE, compose, transform_points, umeyama
 
 
 @dataclass(frozen=True)

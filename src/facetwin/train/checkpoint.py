@@ -45,6 +45,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save_file as st_save_file
 
+from facetwin.device import resolve_device
 from facetwin.errors import InputError, ModelMismatchError, OutputError
 
 log = logging.getLogger(__name__)
@@ -467,7 +468,6 @@ def load_model(
     model_id (short sha256 of the weights file, for labelling outputs), iteration, snapshot and
     identities ({"a"/"b": {"faceset", "faces", "mean_embedding"}} as recorded at training time).
     """
-    from facetwin.device import resolve_device
     from facetwin.train.models import arch_info, build_model
 
     snap = find_snapshot(Path(model_dir))

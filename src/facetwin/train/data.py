@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from facetwin.errors import InputError, NoFaceError, UsageError
-from facetwin.extract.align import recrop, recrop_matrix, transform_points
+from facetwin.face.align import recrop, recrop_matrix, transform_points
 from facetwin.train.augment import AugmentConfig, augment
 
 log = logging.getLogger(__name__)

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from facetwin.device import resolve_device
 from facetwin.errors import (
     FacetwinError,
     InputError,
@@ -44,7 +45,9 @@ from facetwin.errors import (
     OutputError,
     UsageError,
 )
-from facetwin.media.files import make_folder
+from facetwin.faceset import FaceSet, encode_png
+from facetwin.lock import exclusive
+from facetwin.media.files import atomic_write_bytes, make_folder
 from facetwin.train import checkpoint as ckpt
 from facetwin.train import ddp
 from facetwin.train.augment import AugmentConfig
@@ -289,7 +292,6 @@ def check_distinct(cfg: TrainConfig) -> None:
 
 def check_facesets(cfg: TrainConfig) -> None:
     """InputError unless both face sets open (cheap: the database only, not the faces)."""
-    from facetwin.faceset import FaceSet
 
     for side, path in (("A", cfg.faceset_a), ("B", cfg.faceset_b)):
         if not path:
@@ -299,7 +301,6 @@ def check_facesets(cfg: TrainConfig) -> None:
 
 def _warn_original_on_cpu(device: str) -> None:
     """Say what the default architecture costs where it cannot finish in reasonable time."""
-    from facetwin.device import resolve_device
 
     if resolve_device(device) != "cpu":
         return
@@ -362,7 +363,6 @@ def truncate_log(path: Path, iteration: int) -> None:
     """Drop log lines past ``iteration`` (written after the snapshot a resume starts from)."""
     if not path.is_file():
         return
-    from facetwin.media.files import atomic_write_bytes
 
     kept = []
     for line in path.read_text().splitlines():
@@ -412,7 +412,6 @@ class _InterruptLatch:
 def _load_identity(
     path: str, size: int, coverage: float, mask: str, holdout: float = 0.0
 ) -> tuple[FaceBank, dict[str, Any]]:
-    from facetwin.faceset import FaceSet
 
     fs = FaceSet.open(path)
     try:
@@ -432,7 +431,6 @@ def _load_identity(
 
 
 def _device(cfg: TrainConfig, dist: ddp.DistInfo) -> torch.device:
-    from facetwin.device import resolve_device
 
     device = torch.device(resolve_device(cfg.device))
     if device.type == "cuda" and dist.enabled:
@@ -447,7 +445,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     Ctrl-C finishes the current step, saves a snapshot and re-raises KeyboardInterrupt, which
     the CLI turns into a clean exit.
     """
-    from facetwin.device import resolve_device
 
     cfg = resolve_config(cfg)
     if read_saved_config(Path(cfg.model_dir)) is None:
@@ -471,7 +468,6 @@ def _hold_model_dir(model_dir: Path, main: bool) -> Iterator[None]:
     block (on rank 0: the only one that writes). Leftovers of interrupted writes are removed
     under the lock; if the folder is new and the run fails before its first snapshot, what
     the run wrote and the folders it created are removed again."""
-    from facetwin.lock import exclusive
 
     if not main:
         yield
@@ -614,7 +610,6 @@ class _Run:
 
     # -- persistence ---------------------------------------------------------------------------
     def write_config(self) -> None:
-        from facetwin.media.files import atomic_write_bytes
 
         text = json.dumps(self.cfg.to_json(), indent=1)
         atomic_write_bytes(self.dir / CONFIG_FILE, text.encode())
@@ -686,8 +681,6 @@ class _Run:
         )
 
     def write_preview(self, faces: dict[str, torch.Tensor]) -> None:
-        from facetwin.faceset import encode_png
-        from facetwin.media.files import atomic_write_bytes
 
         title = (
             f"SYNTHETIC - facetwin {self.arch} it {self.iteration} - rows A, A>A, A>B, B, B>B, B>A"

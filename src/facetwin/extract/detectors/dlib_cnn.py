@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from facetwin.extract.detectors import DETECTORS
-from facetwin.extract.detectors.base import Detection, Detector, iou
+from facetwin.extract.detectors.base import Detection, Detector
 from facetwin.extract.models import dlib_model
+from facetwin.face.boxes import iou
 
 # MMOD box -> dlib HOG box. Both are square; MMOD's sits a little left and high of HOG's.
 # Measured on the faces both detectors find (upsample 0), each image first downscaled so that

@@ -34,15 +34,10 @@ from facetwin.train.models.base import (
     SwapAutoencoder,
     decoder_upscales,
 )
+from facetwin.train.models.original import Original
 
-GAN_SPEC = AutoencoderSpec(
-    input_size=64,
-    encoder_filters=(128, 256, 512, 1024),
-    encoder_dim=1024,
-    bottleneck_filters=1024,
-    encoder_upscale=512,
-    decoder_filters=(256, 128, 64),
-)
+#: the seed's ``original`` layout, decoders drawing RGB + alpha
+GAN_SPEC: AutoencoderSpec = Original.spec
 
 
 class ResidualBlock(nn.Module):

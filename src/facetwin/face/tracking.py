@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facetwin.extract.align import INNER, invert, template_pixels, transform_points, umeyama
+from facetwin.face.align import INNER, invert, template_pixels, transform_points, umeyama
 
 
 @dataclass(frozen=True)

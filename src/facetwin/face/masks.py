@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facetwin.extract.align import LEFT_BROW, NOSE, RIGHT_BROW
+from facetwin.face.align import LEFT_BROW, NOSE, RIGHT_BROW
 
 MASK_KINDS = ("components", "extended")
 

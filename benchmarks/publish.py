@@ -1,0 +1,29 @@
+"""Where a benchmark's figures go: bench_out/NAME.json always, and with ``--publish`` the
+committed benchmarks/results/NAME-cpu.json - each with the commit, machine, load and command
+that made it, so every figure in README and docs can be traced (tests/test_published_figures.py
+checks README's against them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLISH_HELP = "also write benchmarks/results/NAME-cpu.json (the figures README and docs quote)"
+
+
+def write_result(name: str, rows: Any, publish: bool = False, **extra: Any) -> Path:
+    from quality import machine  # commit, machine, load, command
+
+    doc = {"meta": machine(), **extra, "rows": rows}
+    text = json.dumps(doc, indent=1, default=str)
+    out = ROOT / "bench_out" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text)
+    print(f"-> {out}")
+    if publish:
+        published = ROOT / "benchmarks" / "results" / f"{name}-cpu.json"
+        published.write_text(text)
+        print(f"-> {published}")
+    return out
