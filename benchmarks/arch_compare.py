@@ -9,14 +9,17 @@ swap / original), seam (border colour step in excess of the original's, delta E)
 
     python benchmarks/arch_compare.py [--minutes 8] [--archs original,lite,gan,original128]
 
-Each finished architecture is saved (bench_out/arch_compare/ARCH.json) and skipped when the
-script is run again with the same budget, so an interrupted comparison resumes.
+Each finished architecture is saved (bench_out/arch_compare/ARCH.json) with the commit, the
+settings and the machine's load before and after it, and reused only by a run of the same commit
+and settings, so an interrupted comparison resumes but rows of other code are never mixed in.
+Rows are comparable only when each ran alone: the loads say whether it did.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -111,13 +114,21 @@ def main() -> None:
     out = Path(a.out)
     fs_a, fs_b, test_clip = prepare(out)
     rows = []
+    from quality import machine
+
     for arch in a.archs.split(","):
         saved = out / f"{slugify(label(arch, a.gan))}.json"
-        if saved.is_file() and json.loads(saved.read_text()).get("minutes") == a.minutes:
-            rows.append(json.loads(saved.read_text()))
+        key = {"commit": machine()["commit"], "minutes": a.minutes, "gan": a.gan}
+        old = json.loads(saved.read_text()) if saved.is_file() else {}
+        if old.get("key") == key:
+            rows.append(old)
         else:
-            rows.append(measure(arch, a.minutes, out, fs_a, fs_b, test_clip, a.gan))
-            saved.write_text(json.dumps(rows[-1], indent=1))
+            load_before = os.getloadavg()[0]
+            row = measure(arch, a.minutes, out, fs_a, fs_b, test_clip, a.gan)
+            row.update(key=key, load_1min_before=round(load_before, 2), **machine())
+            row["load_1min_after"] = row.pop("load_1min")
+            rows.append(row)
+            saved.write_text(json.dumps(row, indent=1))
         print(json.dumps(rows[-1]), flush=True)
     print(table(rows))
     everything = [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from facetwin.extract.pipeline import ExtractConfig, extract
 
@@ -50,3 +52,18 @@ def faceset_man(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fs") / "man"
     extract([MAN, MAN_NOFACE], out, ExtractConfig(progress=False))
     return out
+
+
+class FixedFace(torch.nn.Module):
+    """Draws one real, sharp face (an aligned face of a face set) whatever comes in.
+
+    The output then moves only as the conversion's geometry moves it, so re-detected landmarks
+    measure placement jitter - what smoothing is for - free of a blurry model's noise.
+    """
+
+    def __init__(self, face: np.ndarray) -> None:
+        super().__init__()
+        self.face = torch.nn.Parameter(torch.from_numpy(face).permute(2, 0, 1)[None].float() / 255)
+
+    def forward(self, x: torch.Tensor, side: str) -> torch.Tensor:
+        return self.face.expand(len(x), -1, -1, -1)

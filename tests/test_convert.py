@@ -16,9 +16,8 @@ import av
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from conftest import MAN, MAN_NOFACE, WOMAN, train_lite
+from conftest import MAN, MAN_NOFACE, WOMAN, FixedFace, train_lite
 from facetwin.convert import BLENDERS, COLOR_MATCHERS, ConvertConfig, convert
 from facetwin.convert.blend import BlendParams
 from facetwin.convert.blend.mask import soft_mask
@@ -275,21 +274,6 @@ def test_mask_and_poisson_seams_are_lower_than_overlay(model_dir):
 # -- temporal stability ------------------------------------------------------------------------
 
 
-class FixedFace(torch.nn.Module):
-    """Draws one real, sharp face (the man's first aligned face) whatever comes in.
-
-    The output then moves only as the conversion's geometry moves it, so re-detected landmarks
-    measure placement jitter - what smoothing is for - free of a blurry model's noise.
-    """
-
-    def __init__(self, face: np.ndarray) -> None:
-        super().__init__()
-        self.face = torch.nn.Parameter(torch.from_numpy(face).permute(2, 0, 1)[None].float() / 255)
-
-    def forward(self, x: torch.Tensor, side: str) -> torch.Tensor:
-        return self.face.expand(len(x), -1, -1, -1)
-
-
 def landmark_track(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(frames, landmarks) of the largest face, re-detected with dlib in every frame."""
     det = create_detector("dlib-hog")
@@ -311,9 +295,10 @@ def jitter(track: tuple[np.ndarray, np.ndarray], min_frames: int = 30) -> float:
     return rms(per_frame)
 
 
-def test_smoothing_steadies_the_swapped_face(
-    woman_clip, woman_clip_faceset, faceset_man, model_dir, tmp_path
-):
+def test_smoothing_steadies_the_swapped_face(woman_clip, woman_clip_faceset, faceset_man, tmp_path):
+    """A fixed real face pasted by convert follows the frame's landmarks: smoothing lowers the
+    landmark jitter of the output below the input's. (A trained model's jitter is a quality
+    figure, measured by benchmarks/quality.py, not asserted here.)"""
     with FaceSet.open(faceset_man) as fs:
         face = recrop(fs.load_aligned(fs.faces()[0]), fs.coverage, 1.0, 128)
     fixed = (
@@ -321,16 +306,14 @@ def test_smoothing_steadies_the_swapped_face(
         {"arch": "fixed", "input_size": 128, "coverage": 1.0, "model_id": "fixed-face"},
     )
     base = jitter(landmark_track(woman_clip))
-    ratios: dict[str, dict[str, float]] = {"fixed face": {}, "lite model": {}}
-    for model_name, model in (("fixed face", fixed), ("lite model", model_dir)):
+    ratios: dict[str, dict[str, float]] = {"fixed face": {}}
+    for model_name, model in (("fixed face", fixed),):
         for blend, smooth in (
             ("mask", True),
             ("mask", False),
             ("poisson", True),
             ("poisson", False),
         ):
-            if model_name == "lite model" and not smooth:
-                continue
             out = tmp_path / f"{model_name[:5]}_{blend}_{smooth}.mp4"
             convert(
                 woman_clip,
@@ -339,9 +322,7 @@ def test_smoothing_steadies_the_swapped_face(
                 cfg(blend=blend, smooth=smooth, label=False, faceset=str(woman_clip_faceset)),
             )
             key = f"{blend} smooth={'on' if smooth else 'off'}"
-            # the blurry 30-iteration faces are not always found again: report, do not insist
-            found = 30 if model_name == "fixed face" else 5
-            ratios[model_name][key] = round(jitter(landmark_track(out), found) / base, 3)
+            ratios[model_name][key] = round(jitter(landmark_track(out), 30) / base, 3)
     # what a clone centred on the detector's box would add: the jitter of the offset between
     # that box and the landmarks (our clone centre comes from the landmark mask: none by design)
     with FaceSet.open(woman_clip_faceset) as fs:

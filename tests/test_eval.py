@@ -21,13 +21,14 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import MAN
+from conftest import MAN, FixedFace
 from facetwin.errors import InputError, NoFaceError, UsageError
 from facetwin.eval import EvalConfig, evaluate
 from facetwin.eval import metrics as M
 from facetwin.eval.pipeline import clean_json
 from facetwin.eval.references import faceset_mean
 from facetwin.eval.svg import histogram, line_plot
+from facetwin.faceset import FaceSet
 from facetwin.media.video import iter_frames
 
 FRAMES = 30
@@ -152,6 +153,33 @@ def test_identity_from_model_meta(clips, faceset_man, faceset_woman, tmp_path):
     r = evaluate(clips["original"], clips["original"], model_dir=flat, cfg=cfg(max_frames=4))
     assert r["identity"]["source_b"] == f"model:{flat / 'model.json'}"
     assert r["identity"]["id_retrieval_a"] == 1.0
+
+
+def test_a_real_change_of_identity_is_measured(clips, faceset_man, faceset_woman, tmp_path):
+    """The man's clip with the woman's real face pasted in by convert (a model that draws her
+    first aligned face whatever comes in): eval finds the swapped faces nearer her than him,
+    and the original faces nearer him - the identity figures move when the identity does."""
+    from facetwin.convert.pipeline import ConvertConfig, convert
+    from facetwin.face.align import recrop
+
+    with FaceSet.open(faceset_woman) as fs:
+        face = recrop(fs.load_aligned(fs.faces()[0]), fs.coverage, 1.0, 128)
+    meta = {"arch": "fixed", "input_size": 128, "coverage": 1.0, "model_id": "her-face"}
+    swapped = tmp_path / "as_her.mp4"
+    convert(clips["original"], (FixedFace(face), meta), swapped, ConvertConfig(progress=False))
+    r = evaluate(
+        clips["original"], swapped, faceset_a=faceset_man, faceset_b=faceset_woman, cfg=cfg()
+    )
+    ident = r["identity"]
+    assert r["frames"]["swap_found_rate"] >= 0.9
+    assert ident["original_id_retrieval_a"] == 1.0  # the originals are him
+    assert ident["id_retrieval"] == 1.0  # every swapped face is nearer her
+    assert ident["original_to_a_mean"] < 0.3 and ident["original_to_b_mean"] > 0.7
+    # the swapped faces left him (0.18 -> 0.62 here) and came to her (0.79 -> 0.56): a still
+    # of her face pasted on his head, so his outline still pulls the embedding
+    assert ident["swap_to_original_mean"] > 0.5
+    assert ident["swap_to_a_mean"] - ident["original_to_a_mean"] > 0.3
+    assert ident["original_to_b_mean"] - ident["swap_to_b_mean"] > 0.15
 
 
 def test_b2a_conversion_reads_the_models_sides_the_other_way(

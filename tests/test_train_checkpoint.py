@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
 from facetwin.errors import InputError, ModelMismatchError
+from facetwin.faceset import FaceSet
 from facetwin.train import TrainConfig, load_model, train
 from facetwin.train.checkpoint import (
     MODEL_FILE,
@@ -41,7 +43,7 @@ def copy_of(trained, tmp_path):
     return dst
 
 
-def test_snapshots_are_pruned_and_load_for_convert(trained):
+def test_snapshots_are_pruned_and_load_for_convert(trained, faceset_woman, faceset_man):
     model_dir, result = trained
     snaps = list_snapshots(model_dir)
     assert [s.name for s in snaps] == ["it-00000002", "it-00000003"]
@@ -52,9 +54,13 @@ def test_snapshots_are_pruned_and_load_for_convert(trained):
     assert meta["iteration"] == 3
     state = json.loads((snaps[-1] / STATE_FILE).read_text())
     assert meta["model_id"] == state["model_id"] and len(meta["model_id"]) == 12
-    for side in "ab":
+    # each side carries its face set's mean identity (what convert and eval compare faces to)
+    for side, faceset in (("a", faceset_woman), ("b", faceset_man)):
         emb = meta["identities"][side]["mean_embedding"]
-        assert emb is None or len(emb) == 128
+        with FaceSet.open(faceset) as fs:
+            expected = fs.mean_embedding()
+        assert expected is not None and emb is not None and len(emb) == 128
+        np.testing.assert_allclose(emb, expected, atol=1e-6)
     assert meta["identities"]["a"]["faces"] > 0
     with torch.no_grad():
         out = model(torch.rand(1, 3, 64, 64), "b")

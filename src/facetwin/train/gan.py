@@ -45,10 +45,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from facetwin.errors import UsageError
-from facetwin.train.losses import LossSpec, compute_loss
+from facetwin.train.losses import LossSpec, compute_loss, parse_loss
 from facetwin.train.models.base import SIDES
 from facetwin.train.models.gan import GanSwap
-from facetwin.train.step import Precision, StepOutput, apply_gradients, autocast, to_images
+from facetwin.train.step import (
+    STEPS,
+    Precision,
+    StepContext,
+    StepOutput,
+    apply_gradients,
+    autocast,
+    to_images,
+)
 
 ADVERSARIAL_KINDS = ("lsgan", "hinge")
 #: The extra tensor files a GAN snapshot holds (see :meth:`GanStep.aux_state`).
@@ -312,6 +320,10 @@ class GanStep:
         self.d_scaler = torch.amp.GradScaler(self.device.type) if scaled else None
         self.iteration = 0
 
+    #: the Step contract: the GAN's scalers travel in its aux state, not the trainer's
+    scaler: torch.amp.GradScaler | None = None
+    aux_names: tuple[str, ...] = GAN_AUX
+
     def _inputs(self, side: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cl = self.channels_last
         out = {k: as_images(side[k], self.device, cl) for k in ("warped", "target")}
@@ -444,6 +456,35 @@ class GanStep:
             if sc is not None and name in meta.get("scalers", {}):
                 sc.load_state_dict(meta["scalers"][name])
         self.iteration = iteration
+
+    def resume_at(self, iteration: int) -> None:
+        """The warm-ups go on from ``iteration`` (after a rollback to an older snapshot)."""
+        self.iteration = iteration
+
+
+@STEPS.register("gan", help="adversarial + reconstruction + mask terms, two discriminators")
+def gan_step(ctx: StepContext) -> GanStep:
+    """The adversarial step for models that predict a mask; ``ctx.extra`` is the GanLossConfig."""
+    cfg: GanLossConfig = ctx.extra if ctx.extra is not None else GanLossConfig()
+    if ctx.dist.enabled:
+        raise UsageError("--arch gan trains in one process only (no torchrun/DDP yet)")
+    face_net = None
+    if cfg.identity > 0:
+        from facetwin.extract.face_resnet import FaceResNet
+
+        face_net = FaceResNet.from_dlib()
+    assert isinstance(ctx.model, GanSwap)
+    return GanStep(
+        ctx.model,
+        cfg,
+        face_net,
+        ctx.device,
+        betas=ctx.betas,
+        optimizer=ctx.optimizer,
+        precision=ctx.precision,
+        channels_last=ctx.channels_last,
+        loss=parse_loss(ctx.loss, cfg.emphasis),
+    )
 
 
 __all__ = [

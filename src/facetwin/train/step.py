@@ -4,15 +4,17 @@ GAN step (:mod:`facetwin.train.gan`) and the benchmarks share with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from facetwin.errors import UsageError
+from facetwin.registry import Registry
 from facetwin.train import ddp
-from facetwin.train.losses import LossSpec, compute_loss
+from facetwin.train.losses import LossSpec, compute_loss, parse_loss
 from facetwin.train.models import SwapAutoencoder
 
 
@@ -91,8 +93,61 @@ class StepOutput:
     terms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class StepContext:
+    """What a training step is built from: the trainer's resolved settings. ``extra`` holds an
+    architecture family's own settings (the GAN's :class:`GanLossConfig`)."""
+
+    model: SwapAutoencoder
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    precision: Precision
+    channels_last: bool
+    dist: ddp.DistInfo
+    loss: str = "l1"
+    emphasis: float = 0.0
+    betas: tuple[float, float] = (0.5, 0.999)
+    extra: Any = None
+
+
+class Step(Protocol):
+    """The contract between the trainer and a training step, whatever the architecture.
+
+    The trainer runs ``step(batch)`` each iteration and saves and restores the step's own state
+    through the ``aux`` methods; it never asks which kind of step it drives. The architecture
+    names its kind (``SwapAutoencoder.step_kind``) and :data:`STEPS` builds it.
+    """
+
+    #: the GradScaler of the model's optimizer (fp16), saved with the snapshot; None otherwise
+    scaler: torch.amp.GradScaler | None
+    #: tensor files this step adds to a snapshot (beside the model and its optimizer)
+    aux_names: tuple[str, ...]
+
+    def __call__(self, batch: dict[str, Any]) -> StepOutput: ...
+
+    def aux_state(self) -> tuple[dict[str, dict[str, torch.Tensor]] | None, dict[str, Any]]:
+        """(tensor files by name or None, JSON state) to save with a snapshot."""
+        ...
+
+    def load_aux_state(
+        self, tensors: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any], iteration: int
+    ) -> None:
+        """Inverse of :meth:`aux_state`, for the snapshot of ``iteration``."""
+        ...
+
+    def resume_at(self, iteration: int) -> None:
+        """Continue from ``iteration`` (after a rollback, the counter moves on)."""
+        ...
+
+
+STEPS: Registry[Callable[[StepContext], Step]] = Registry("training step")
+
+
 class TrainStep:
-    """One optimisation step on a batch from :class:`PairDataset` (also used by the benchmark)."""
+    """One optimisation step on a batch from :class:`PairDataset` (also used by the benchmark):
+    the reconstruction loss only, so it adds nothing to a snapshot."""
+
+    aux_names: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -143,3 +198,22 @@ class TrainStep:
             return out
         apply_gradients(la + lb, self.optimizer, self.scaler)
         return out
+
+    def aux_state(self) -> tuple[dict[str, dict[str, torch.Tensor]] | None, dict[str, Any]]:
+        return None, {}
+
+    def load_aux_state(
+        self, tensors: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any], iteration: int
+    ) -> None:
+        pass
+
+    def resume_at(self, iteration: int) -> None:
+        pass
+
+
+@STEPS.register("plain", help="the reconstruction loss, one optimizer (every non-GAN arch)")
+def plain_step(ctx: StepContext) -> TrainStep:
+    loss = parse_loss(ctx.loss, ctx.emphasis)
+    return TrainStep(
+        ctx.model, ctx.optimizer, loss, ctx.device, ctx.precision, ctx.channels_last, ctx.dist
+    )

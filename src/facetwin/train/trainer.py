@@ -52,13 +52,15 @@ from facetwin.train import checkpoint as ckpt
 from facetwin.train import ddp
 from facetwin.train.augment import AugmentConfig
 from facetwin.train.data import FaceBank, PairDataset, load_bank, make_loader, preview_indices
-from facetwin.train.gan import GAN_AUX, GanLossConfig, GanStep
+from facetwin.train.gan import GanLossConfig
 from facetwin.train.losses import parse_loss
 from facetwin.train.models import SwapAutoencoder, arch_info, build_model
-from facetwin.train.models.gan import GanSwap
 from facetwin.train.schedule import LrSchedule
 from facetwin.train.step import (
+    STEPS,
     Precision,
+    Step,
+    StepContext,
     StepOutput,
     TrainStep,
     autocast,
@@ -551,61 +553,37 @@ class _Run:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.optimizer = make_optimizer(self.model, cfg, self.device)
-        self.step: TrainStep | GanStep = (
-            self.gan_step() if isinstance(self.model, GanSwap) else self.plain_step()
+        # the architecture names its training step; the trainer only drives the Step contract
+        ctx = StepContext(
+            self.model,
+            self.optimizer,
+            self.device,
+            self.precision,
+            self.channels_last,
+            self.dist,
+            loss=cfg.loss,
+            emphasis=cfg.emphasis,
+            betas=cfg.betas,
+            extra=cfg.gan,  # the GAN family's settings; the plain step has none
         )
+        self.step: Step = STEPS.get(self.model.step_kind)(ctx)
         self.iteration = 0
         self.saved_at: int | None = None
         self.saved_time = time.monotonic()  # of the newest snapshot (or this session's start)
         self.identities: dict[str, Any] = {}
         self.losses: tuple[float, float] | None = None
 
-    def plain_step(self) -> TrainStep:
-        cfg = self.cfg
-        loss = parse_loss(cfg.loss, cfg.emphasis)
-        return TrainStep(
-            self.model,
-            self.optimizer,
-            loss,
-            self.device,
-            self.precision,
-            self.channels_last,
-            self.dist,
-        )
-
-    def gan_step(self) -> GanStep:
-        """The adversarial step for models that predict a mask (see :mod:`facetwin.train.gan`)."""
-        cfg = self.cfg
-        if self.dist.enabled:
-            raise UsageError("--arch gan trains in one process only (no torchrun/DDP yet)")
-        face_net = None
-        if cfg.gan.identity > 0:
-            from facetwin.extract.face_resnet import FaceResNet
-
-            face_net = FaceResNet.from_dlib()
-        assert isinstance(self.model, GanSwap)
-        return GanStep(
-            self.model,
-            cfg.gan,
-            face_net,
-            self.device,
-            betas=cfg.betas,
-            optimizer=self.optimizer,
-            precision=self.precision,
-            channels_last=self.channels_last,
-            loss=parse_loss(cfg.loss, cfg.gan.emphasis),
-        )
-
     @property
     def scaler(self) -> Any:
-        return self.step.scaler if isinstance(self.step, TrainStep) else None
+        return self.step.scaler
 
     def load(self, snap: Path) -> dict[str, Any]:
         """Weights, optimizer state (and the GAN's discriminators) of ``snap``."""
         doc = ckpt.load_snapshot(snap, self.model, self.arch, self.optimizer)
-        if isinstance(self.step, GanStep):
-            tensors = ckpt.read_aux(snap, doc, list(GAN_AUX))
-            self.step.load_aux_state(tensors, doc.get("gan", {}), int(doc["iteration"]))
+        if self.step.aux_names:
+            tensors = ckpt.read_aux(snap, doc, list(self.step.aux_names))
+            meta = doc.get(self.model.step_kind, {})
+            self.step.load_aux_state(tensors, meta, int(doc["iteration"]))
         return doc
 
     # -- persistence ---------------------------------------------------------------------------
@@ -649,9 +627,9 @@ class _Run:
         }
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
-        aux = None
-        if isinstance(self.step, GanStep):
-            aux, state["gan"] = self.step.aux_state()
+        aux, aux_meta = self.step.aux_state()
+        if aux is not None:
+            state[self.model.step_kind] = aux_meta  # "gan": the discriminators' optimizer etc.
         snap = ckpt.save_snapshot(
             self.dir, self.iteration, self.model, self.optimizer, state, self.cfg.keep, aux
         )
@@ -672,8 +650,7 @@ class _Run:
             )
             return
         self.load(snap)
-        if isinstance(self.step, GanStep):
-            self.step.iteration = self.iteration  # the warm-ups go on from here
+        self.step.resume_at(self.iteration)
         log.warning(
             "non-finite loss at iteration %d; skipped it and rolled back to %s",
             self.iteration,

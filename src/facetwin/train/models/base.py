@@ -129,13 +129,15 @@ class SwapAutoencoder(nn.Module):
     """Shared encoder plus decoders ``a`` and ``b``. Subclasses set the metadata and ``spec``.
 
     Metadata (class attributes, read by the registry without building the model):
-    ``name``, ``input_size``, ``output_size``, ``default_coverage`` and a one-line ``summary``.
+    ``name``, ``input_size``, ``output_size``, ``default_coverage``, a one-line ``summary``, and
+    ``step_kind``: the training step that trains it (a name in ``facetwin.train.step.STEPS``).
     """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     spec: ClassVar[AutoencoderSpec]
     default_coverage: ClassVar[float] = 1.0
+    step_kind: ClassVar[str] = "plain"
 
     def __init__(self) -> None:
         super().__init__()

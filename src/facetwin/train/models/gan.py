@@ -78,6 +78,7 @@ class GanSwap(SwapAutoencoder):
     summary = "faceswap-GAN style: RGB + alpha mask decoders, 64 px, 82.21 M parameters"
     default_coverage = 1.0
     spec = GAN_SPEC
+    step_kind = "gan"  # trained by facetwin.train.gan.GanStep
 
     def __init__(self, spec: AutoencoderSpec | None = None) -> None:
         # SwapAutoencoder.__init__ would build RGB decoders; build the modules here instead.
