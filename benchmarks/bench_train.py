@@ -102,7 +102,7 @@ def child_step(spec: dict[str, Any]) -> dict[str, Any]:
     from facetwin.train.data import PairDataset, load_bank
     from facetwin.train.losses import parse_loss
     from facetwin.train.models import build_model, forward_flops
-    from facetwin.train.trainer import Precision, TrainStep
+    from facetwin.train.step import Precision, TrainStep
 
     banks = {}
     for side, path in (("a", spec["faceset_a"]), ("b", spec["faceset_b"])):

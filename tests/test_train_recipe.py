@@ -125,7 +125,7 @@ def test_bad_recipe_settings_are_usage_errors(tmp_path, faceset_woman, faceset_m
 
 
 def test_default_arch_on_a_cpu_says_what_it_costs(tmp_path, faceset_woman, faceset_man, caplog):
-    from facetwin.train.trainer import resolve_config
+    from facetwin.train.config import resolve_config
 
     cfg = TrainConfig(
         faceset_a=str(faceset_woman), faceset_b=str(faceset_man), model_dir=str(tmp_path / "m"),

@@ -96,8 +96,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
         if v is not None
     }
     if a.schedule is not None or a.warmup is not None:
+        from facetwin.train.config import read_saved_config
         from facetwin.train.schedule import LrSchedule
-        from facetwin.train.trainer import read_saved_config
 
         saved = read_saved_config(Path(a.model))
         old = saved.schedule if saved else LrSchedule()
@@ -107,8 +107,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
             final=old.final,
         )
     if a.gan:
+        from facetwin.train.config import read_saved_config
         from facetwin.train.gan import GanLossConfig
-        from facetwin.train.trainer import read_saved_config
 
         saved = read_saved_config(Path(a.model))
         kwargs["gan"] = GanLossConfig.parse(a.gan, saved.gan if saved else None)
@@ -247,9 +247,9 @@ def _args_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("-A", dest="faceset_a", metavar="FACESET_A", help="face set of identity A")
     t.add_argument("-B", dest="faceset_b", metavar="FACESET_B", help="face set of identity B")
     t.add_argument("-m", "--model", required=True, metavar="MODEL_DIR")
+    from facetwin.train.config import AMP_CHOICES, MASK_CHOICES
     from facetwin.train.losses import TERMS
     from facetwin.train.models import ARCHITECTURES
-    from facetwin.train.trainer import AMP_CHOICES, MASK_CHOICES
 
     t.add_argument(
         "--arch",

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from facetwin.train.augment import AugmentConfig
 from facetwin.train.checkpoint import load_model
+from facetwin.train.config import TrainConfig, TrainResult
 from facetwin.train.models import ARCHITECTURES, arch_info, build_model, swap
-from facetwin.train.trainer import TrainConfig, TrainResult, read_loss_log, train
+from facetwin.train.preview import read_loss_log
+from facetwin.train.trainer import train
 
 __all__ = [
     "ARCHITECTURES",
