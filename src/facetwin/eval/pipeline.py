@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -31,105 +30,27 @@ from tqdm import tqdm
 import facetwin
 from facetwin.device import resolve_device
 from facetwin.errors import InputError, NoFaceError, UsageError
-from facetwin.eval import metrics as M
+from facetwin.eval.config import EvalConfig
+from facetwin.eval.faces import FacePair, Finder, analyse
 from facetwin.eval.references import IdentityRefs, identity_refs
 from facetwin.eval.report import Sample, write_outputs
-from facetwin.extract.detectors import DETECTORS, Detection, Detector, create_detector
-from facetwin.extract.identity import Embedder, distances
-from facetwin.extract.landmarks import landmarks_68
-from facetwin.extract.pipeline import detect_full, detect_near
-from facetwin.face.boxes import iou
-from facetwin.face.masks import MASK_KINDS
-from facetwin.face.pose import head_pose
+from facetwin.eval.summary import (
+    attribute_summary,
+    blending_summary,
+    clean_json,
+    identity_summary,
+    per_frame_rows,
+    temporal_summary,
+    unpad,
+)
+from facetwin.extract.detectors import Detection, create_detector
+from facetwin.extract.identity import Embedder
 from facetwin.media.files import make_folder
 from facetwin.media.image import list_images, read_image
 from facetwin.media.video import iter_frames, media_kind, probe
 from facetwin.media.video_writer import check_complete, count_video_packets
 
 log = logging.getLogger(__name__)
-
-LANDMARK_BOXES = ("original", "swap")
-
-
-@dataclass
-class EvalConfig:
-    """Settings of one evaluation; every one is recorded in metrics.json."""
-
-    detector: str = "dlib-hog"
-    device: str = "auto"
-    max_detect_side: int = 1280  # full-frame detection on frames shrunk to this longest side
-    redetect_every: int = 8  # video: frames between full-frame detections of the original
-    min_iou: float = 0.3  # a swapped face must overlap the original face's box this much
-    landmark_box: str = "original"  # box the swap's landmarks start from: 'original' | 'swap'
-    refine: int = 2  # times the original's box is moved along with the swapped face's landmarks
-    largest_only: bool = False  # evaluate only the largest original face of each frame
-    embedder: str = "torch"  # torch port of dlib's ResNet (same vectors, ~7x faster) or dlib
-    embed_every: int = 1  # video: embeddings (the slow part, ~80 ms a face) every N-th frame
-    embed_original: bool = True  # also embed the original faces (baseline, distance to source)
-    mask: str = "components"  # face region: 'components' (landmark hull) | 'extended'
-    band: float = 0.08  # border band width, as a fraction of the inter-ocular distance
-    sectors: int = 16  # border split into this many angles for the colour step
-    max_frames: int | None = None  # stop after this many frames (quick looks at long videos)
-    start_frame: int = 0  # video: first frame compared (e.g. the first frame held out of training)
-    samples: int = 6  # sample frames (original | swap) shown in report.html
-    direction: str = "a2b"  # the conversion's: b2a means the original shows the model's B
-    progress: bool = True
-
-    def check(self) -> None:
-        """UsageError for settings that cannot work (the CLI passes user options straight in)."""
-        if self.detector not in DETECTORS:
-            DETECTORS.get(self.detector)  # raises the UsageError listing the choices
-        if self.landmark_box not in LANDMARK_BOXES:
-            raise UsageError(
-                f"landmark_box must be one of {LANDMARK_BOXES}, not {self.landmark_box!r}"
-            )
-        if self.mask not in MASK_KINDS:
-            raise UsageError(f"mask must be one of {MASK_KINDS}, not {self.mask!r}")
-        if self.redetect_every < 1 or self.embed_every < 1 or self.sectors < 1 or self.refine < 0:
-            raise UsageError("need redetect_every, embed_every, sectors >= 1 and refine >= 0")
-        if not 0.0 < self.min_iou < 1.0 or not 0.0 < self.band <= 0.5:
-            raise UsageError("need 0 < min_iou < 1 and 0 < band <= 0.5")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise UsageError("max_frames must be >= 1")
-        if self.start_frame < 0:
-            raise UsageError("start_frame must be >= 0")
-        if self.direction not in ("a2b", "b2a"):
-            raise UsageError(f"direction must be a2b or b2a, not {self.direction!r}")
-
-
-@dataclass
-class FacePair:
-    """One original face and what the swapped frame shows in its place."""
-
-    frame: int  # position in the compared sequence (video frame index, or image number)
-    name: str  # frame number or image file name
-    face: int  # index among the original faces of this frame
-    track: int  # same face through a video (images: every face its own)
-    box: tuple[float, float, float, float]
-    lm_orig: np.ndarray
-    iod: float
-    luma_orig: float  # mean luma in the original face region, original frame
-    luma_swap: float  # ... the same region, swapped frame
-    pose_orig: tuple[float, float, float]
-    step_orig: float
-    lab_orig: np.ndarray
-    sharp_orig: float = float("nan")  # variance of the Laplacian in the face region
-    sharp_swap: float = float("nan")  # ... the same region, swapped frame
-    found: bool = False
-    iou: float = float("nan")
-    lm_swap: np.ndarray | None = None
-    pose_swap: tuple[float, float, float] | None = None
-    step_swap: float = float("nan")
-    lab_swap: np.ndarray | None = None
-    emb_orig: np.ndarray | None = None
-    emb_swap: np.ndarray | None = None
-
-
-@dataclass
-class _Track:
-    id: int
-    box: tuple[float, float, float, float]
-
 
 # -- inputs ----------------------------------------------------------------------------------
 
@@ -193,167 +114,6 @@ def _image_pairs(
         yield i, p.name, read_image(p), read_image(q)
 
 
-# -- finding faces ---------------------------------------------------------------------------
-
-
-class _Finder:
-    """Original faces (with track ids on video) and their counterparts in the swapped frame."""
-
-    def __init__(self, det: Detector, cfg: EvalConfig, video: bool, embed: Embedder) -> None:
-        self.det, self.cfg, self.video, self.embed = det, cfg, video, embed
-        self.tracks: list[_Track] = []
-        self.next_id = 0
-        self.since_full = 0
-
-    def original(self, frame: np.ndarray) -> list[tuple[int, Detection]]:
-        dets: list[Detection] | None = None
-        if self.video and self.tracks and self.since_full < self.cfg.redetect_every:
-            near = [detect_near(self.det, frame, t.box) for t in self.tracks]
-            if all(d is not None for d in near):
-                dets = near  # type: ignore[assignment]
-                self.since_full += 1
-        if dets is None:
-            dets = detect_full(self.det, frame, self.cfg.max_detect_side)
-            self.since_full = 1
-        if self.cfg.largest_only and dets:
-            dets = [max(dets, key=lambda d: d.width * d.height)]
-        return self._assign(dets) if self.video else list(enumerate(dets))
-
-    def _assign(self, dets: list[Detection]) -> list[tuple[int, Detection]]:
-        """Greedy IoU matching to last frame's tracks; unmatched faces start new tracks."""
-        pairs = sorted(
-            (
-                (iou(d.box, t.box), i, j)
-                for i, d in enumerate(dets)
-                for j, t in enumerate(self.tracks)
-            ),
-            reverse=True,
-        )
-        ids: dict[int, int] = {}
-        used: set[int] = set()
-        for o, i, j in pairs:
-            if o >= self.cfg.min_iou and i not in ids and j not in used:
-                ids[i] = self.tracks[j].id
-                used.add(j)
-        for i in range(len(dets)):
-            if i not in ids:
-                ids[i], self.next_id = self.next_id, self.next_id + 1
-        self.tracks = [_Track(ids[i], d.box) for i, d in enumerate(dets)]
-        return [(ids[i], d) for i, d in enumerate(dets)]
-
-    def swap(
-        self, frame: np.ndarray, box: tuple[float, ...], full: list[Detection] | None
-    ) -> tuple[Detection | None, list[Detection] | None]:
-        """The swapped face at ``box``: a cheap search around it, else a full detection (cached
-        per frame through ``full``) matched by IoU."""
-        d = detect_near(self.det, frame, box)
-        if d is not None and iou(d.box, box) >= self.cfg.min_iou:
-            return d, full
-        if full is None:
-            full = detect_full(self.det, frame, self.cfg.max_detect_side)
-        best = max(full, key=lambda c: iou(c.box, box), default=None)
-        if best is not None and iou(best.box, box) >= self.cfg.min_iou:
-            return best, full
-        return None, full
-
-
-def _same_face(orig: np.ndarray, swap: np.ndarray, lm_o: np.ndarray, lm_s: np.ndarray) -> bool:
-    """True when the swap left this face untouched: same landmarks and the same pixels in the
-    region dlib's embedding reads (the landmark box plus its 25 % padding, with margin). Then
-    the embedding is the original's and its ~80 ms need not be spent again."""
-    if not np.array_equal(lm_o, lm_s):
-        return False
-    lo, hi = lm_o.min(0), lm_o.max(0)
-    pad = 0.5 * (hi - lo)
-    x0, y0 = np.maximum(0, np.floor(lo - pad)).astype(int)
-    x1, y1 = np.ceil(hi + pad).astype(int)
-    return bool(np.array_equal(orig[y0 : y1 + 1, x0 : x1 + 1], swap[y0 : y1 + 1, x0 : x1 + 1]))
-
-
-def _swap_landmarks(
-    swap: np.ndarray,
-    box: tuple[float, float, float, float],
-    lm_orig: np.ndarray,
-    swap_box: tuple[float, float, float, float],
-    cfg: EvalConfig,
-) -> np.ndarray:
-    """The swapped face's landmarks, fitted from the original's box carried along with the face.
-
-    dlib's shape predictor starts from the mean shape placed in the box, so its result depends a
-    little on the box. Starting from the original's box keeps detector noise out of the
-    comparison; moving that box by the mean landmark displacement it finds (``refine`` times)
-    keeps the start equally good when the swapped face sits a few pixels away. An unchanged face
-    moves by zero and gets exactly the original's landmarks.
-    """
-    if cfg.landmark_box == "swap":
-        return landmarks_68(swap, swap_box)
-    lm = landmarks_68(swap, box)
-    for _ in range(cfg.refine):
-        dx, dy = (lm - lm_orig).mean(0)
-        if abs(dx) < 0.5 and abs(dy) < 0.5:
-            break
-        box = (box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy)
-        lm = landmarks_68(swap, box)
-    return lm
-
-
-def _analyse(
-    orig: np.ndarray,
-    swap: np.ndarray,
-    frame: int,
-    name: str,
-    face: int,
-    track: int,
-    det: Detection,
-    finder: _Finder,
-    full: list[Detection] | None,
-    embed_orig: bool,
-    embed_swap: bool,
-    cfg: EvalConfig,
-) -> tuple[FacePair | None, list[Detection] | None]:
-    """Everything measured on one original face and its swapped counterpart."""
-    shape = orig.shape
-    lm_o = landmarks_68(orig, det.box)
-    iod = M.inter_ocular(lm_o)
-    band = max(1, round(cfg.band * iod))
-    region = M.face_region(lm_o, shape, band, cfg.mask)
-    if region is None or iod < 1.0:
-        return None, full
-    pair = FacePair(
-        frame=frame,
-        name=name,
-        face=face,
-        track=track,
-        box=det.box,
-        lm_orig=lm_o,
-        iod=iod,
-        luma_orig=M.mean_luma(orig, region),
-        luma_swap=M.mean_luma(swap, region),
-        pose_orig=head_pose(lm_o, shape[:2]),
-        step_orig=M.border_color_step(orig, region, cfg.sectors),
-        lab_orig=M.mean_lab(orig, region),
-        sharp_orig=M.sharpness(orig, region),
-        sharp_swap=M.sharpness(swap, region),
-    )
-    if embed_orig:
-        pair.emb_orig = finder.embed(orig, lm_o)
-    sd, full = finder.swap(swap, det.box, full)
-    if sd is None:
-        return pair, full
-    lm_s = _swap_landmarks(swap, det.box, lm_o, sd.box, cfg)
-    region_s = M.face_region(lm_s, shape, band, cfg.mask)
-    if region_s is None:
-        return pair, full
-    pair.found, pair.iou, pair.lm_swap = True, iou(sd.box, det.box), lm_s
-    pair.pose_swap = head_pose(lm_s, shape[:2])
-    pair.step_swap = M.border_color_step(swap, region_s, cfg.sectors)
-    pair.lab_swap = M.mean_lab(swap, region_s)
-    if embed_swap:
-        same = pair.emb_orig is not None and _same_face(orig, swap, lm_o, lm_s)
-        pair.emb_swap = pair.emb_orig if same else finder.embed(swap, lm_s)
-    return pair, full
-
-
 # -- samples ---------------------------------------------------------------------------------
 
 
@@ -386,288 +146,6 @@ class _SampleKeeper:
             return self.kept
         idx = np.linspace(0, len(self.kept) - 1, self.n).round().astype(int)
         return [self.kept[i] for i in idx]
-
-
-# -- summaries -------------------------------------------------------------------------------
-
-
-def unpad(swap: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``swap`` cut back to ``shape`` where convert padded an odd-sized video to even (one
-    repeated column and/or row: 4:2:0 video cannot be odd); anything else is left as it is."""
-    h, w = shape[:2]
-    dh, dw = swap.shape[0] - h, swap.shape[1] - w
-    if (dh, dw) != (0, 0) and dh in (0, 1) and dw in (0, 1) and (dh <= h % 2) and (dw <= w % 2):
-        return swap[:h, :w]
-    return swap
-
-
-def _nan(v: object) -> float:
-    return float("nan") if v is None else float(v)  # type: ignore[arg-type]
-
-
-def _identity(pairs: list[FacePair], refs: IdentityRefs) -> tuple[dict[str, object], dict]:
-    """Identity summary and per-pair distances (keyed by ``id(pair)``)."""
-    mean_a, source_a = refs.mean_a, refs.source_a
-    emb_orig = [p.emb_orig for p in pairs if p.emb_orig is not None]
-    if mean_a is None and emb_orig:
-        mean_a, source_a = np.mean(emb_orig, axis=0).astype(np.float32), "original"
-    per: dict[int, dict[str, float]] = {}
-    for p in pairs:
-        d: dict[str, float] = {}
-        for tag, emb in (("swap", p.emb_swap if p.found else None), ("orig", p.emb_orig)):
-            if emb is None:
-                continue
-            if mean_a is not None:
-                d[f"{tag}_to_a"] = float(distances(emb, mean_a[None])[0])
-            if refs.mean_b is not None:
-                d[f"{tag}_to_b"] = float(distances(emb, refs.mean_b[None])[0])
-        if p.found and p.emb_swap is not None and p.emb_orig is not None:
-            d["swap_to_orig"] = float(np.linalg.norm(p.emb_swap - p.emb_orig))
-        per[id(p)] = d
-
-    def col(key: str) -> np.ndarray:
-        return np.array([per[id(p)].get(key, np.nan) for p in pairs], np.float64)
-
-    s_a, s_b, o_a, o_b = col("swap_to_a"), col("swap_to_b"), col("orig_to_a"), col("orig_to_b")
-    out: dict[str, object] = {
-        "source_a": source_a,
-        "source_b": refs.source_b,
-        "swap_faces_embedded": int(sum(p.found and p.emb_swap is not None for p in pairs)),
-        "original_faces_embedded": len(emb_orig),
-        "a_to_b": (
-            float(np.linalg.norm(mean_a - refs.mean_b))
-            if mean_a is not None and refs.mean_b is not None
-            else None
-        ),
-        "id_retrieval": M.nearer_share(s_b, s_a),
-        "id_retrieval_a": M.nearer_share(s_a, s_b),
-        "swap_to_b_mean": M.finite_mean(s_b),
-        "swap_to_a_mean": M.finite_mean(s_a),
-        "swap_to_original_mean": M.finite_mean(col("swap_to_orig")),
-        "original_id_retrieval_a": M.nearer_share(o_a, o_b),
-        "original_to_a_mean": M.finite_mean(o_a),
-        "original_to_b_mean": M.finite_mean(o_b),
-    }
-    share = out["original_id_retrieval_a"]
-    if refs.mean_b is not None and isinstance(share, float) and share < 0.5:
-        # the originals look like B: A and B are the wrong way round (a b2a conversion
-        # measured as a2b, or face sets given crossed), and every identity figure is inverted
-        log.warning(
-            "most original faces are nearer identity B than A (%.0f%% nearer A): is the "
-            "direction right (--direction b2a for a b2a conversion)?",
-            100 * share,
-        )
-    return out, per
-
-
-def _attributes(pairs: list[FacePair]) -> tuple[dict[str, object], dict]:
-    per: dict[int, dict[str, float]] = {}
-    signed: list[np.ndarray] = []  # swap minus original (yaw, pitch, roll), for the offset
-    for p in pairs:
-        if not p.found or p.lm_swap is None or p.pose_swap is None:
-            continue
-        pe = M.pose_error(p.pose_orig, p.pose_swap)
-        signed.append(M.wrap_degrees(np.subtract(p.pose_swap, p.pose_orig)))
-        ex = M.expression_error(p.lm_orig, p.lm_swap)
-        per[id(p)] = {
-            "yaw": pe[0],
-            "pitch": pe[1],
-            "roll": pe[2],
-            "pose": pe[3],
-            "expr": ex["all"],
-            "eyes": ex["eyes"],
-            "mouth": ex["mouth"],
-        }
-
-    def col(key: str) -> np.ndarray:
-        return np.array([v[key] for v in per.values()], np.float64)
-
-    offset, centred = M.centred_pose_error(np.array(signed, np.float64).reshape(-1, 3))
-    for v, c in zip(per.values(), centred):
-        v["pose_centred"] = float(c)
-    out: dict[str, object] = {
-        "faces": len(per),
-        "pose_error_mean": M.finite_mean(col("pose")),
-        "pose_error_centred_mean": M.finite_mean(centred),
-        "pose_offset": [round(float(v), 3) if np.isfinite(v) else None for v in offset],
-        "yaw_error_mean": M.finite_mean(col("yaw")),
-        "pitch_error_mean": M.finite_mean(col("pitch")),
-        "roll_error_mean": M.finite_mean(col("roll")),
-        "expression_error_mean": M.finite_mean(col("expr")),
-        "expression_error_eyes": M.finite_mean(col("eyes")),
-        "expression_error_mouth": M.finite_mean(col("mouth")),
-    }
-    return out, per
-
-
-def _temporal(pairs: list[FacePair]) -> tuple[dict[str, object], dict]:
-    """Jitter and flicker per track, pooled over tracks; input and output on the same frames."""
-    by_track: dict[int, list[FacePair]] = {}
-    for p in pairs:
-        by_track.setdefault(p.track, []).append(p)
-    per: dict[int, dict[str, float]] = {}
-    for rs in by_track.values():
-        rs.sort(key=lambda p: p.frame)
-        frames = np.array([p.frame for p in rs])
-        fl_in = M.intensity_flicker(frames, np.array([p.luma_orig for p in rs]))
-        fl_out = M.intensity_flicker(frames, np.array([p.luma_swap for p in rs]))
-        for p, a, b in zip(rs, fl_in, fl_out, strict=True):
-            per[id(p)] = {"flicker_in": a, "flicker_out": b}
-        found = [p for p in rs if p.found and p.lm_swap is not None]
-        if not found:
-            continue
-        f = np.array([p.frame for p in found])
-        iod = np.array([p.iod for p in found])
-        lm_in = np.stack([p.lm_orig for p in found])
-        lm_out = np.stack([p.lm_swap for p in found])  # type: ignore[misc]
-        mf_iod = np.full(len(found), M.mean_face_iod())
-        cols = {
-            "jitter_in": M.landmark_jitter(f, lm_in, iod),
-            "jitter_out": M.landmark_jitter(f, lm_out, iod),
-            "shape_jitter_in": M.landmark_jitter(
-                f, np.stack([M.to_mean_face(x) for x in lm_in]), mf_iod
-            ),
-            "shape_jitter_out": M.landmark_jitter(
-                f, np.stack([M.to_mean_face(x) for x in lm_out]), mf_iod
-            ),
-        }
-        for i, p in enumerate(found):
-            per[id(p)].update({k: float(v[i]) for k, v in cols.items()})
-
-    def col(key: str) -> np.ndarray:
-        return np.array([v.get(key, np.nan) for v in per.values()], np.float64)
-
-    out: dict[str, object] = {"tracks": len(by_track)}
-    for name in ("jitter", "shape_jitter"):
-        a, b = M.rms(col(f"{name}_in")), M.rms(col(f"{name}_out"))
-        out[f"landmark_{name}_in" if name == "jitter" else f"{name}_in"] = a
-        out[f"landmark_{name}_out" if name == "jitter" else f"{name}_out"] = b
-        out[f"landmark_{name}_ratio" if name == "jitter" else f"{name}_ratio"] = M.ratio(b, a)
-        out[f"{name}_frames"] = int(np.isfinite(col(f"{name}_in")).sum())
-    a, b = M.finite_mean(col("flicker_in")), M.finite_mean(col("flicker_out"))
-    out.update(
-        {
-            "flicker_in": a,
-            "flicker_out": b,
-            "flicker_ratio": M.ratio(b, a),
-            "flicker_frames": int(np.isfinite(col("flicker_in")).sum()),
-        }
-    )
-    return out, per
-
-
-def _blending(pairs: list[FacePair]) -> tuple[dict[str, object], dict]:
-    per: dict[int, dict[str, float]] = {}
-    for p in pairs:
-        if not p.found or p.lab_swap is None:
-            continue
-        d = p.lab_swap - p.lab_orig
-        per[id(p)] = {
-            "step_orig": p.step_orig,
-            "step_swap": p.step_swap,
-            "dL": d[0],
-            "da": d[1],
-            "db": d[2],
-            "dE": float(np.linalg.norm(d)),
-            "sharp_orig": p.sharp_orig,
-            "sharp_swap": p.sharp_swap,
-        }
-
-    def col(key: str) -> np.ndarray:
-        return np.array([v[key] for v in per.values()], np.float64)
-
-    if not per:
-        return {"faces": 0}, per
-    so, ss = M.finite_mean(col("step_orig")), M.finite_mean(col("step_swap"))
-    return {
-        "faces": len(per),
-        "border_step_swap": ss,
-        "border_step_original": so,
-        "border_step_excess": ss - so,
-        "border_step_ratio": M.ratio(ss, so),
-        "color_shift_L": M.finite_mean(col("dL")),
-        "color_shift_a": M.finite_mean(col("da")),
-        "color_shift_b": M.finite_mean(col("db")),
-        "color_shift_dE": M.finite_mean(col("dE")),
-        "sharpness_original": M.finite_mean(col("sharp_orig")),
-        "sharpness_swap": M.finite_mean(col("sharp_swap")),
-        # per face, then the median: robust to the odd frame where the swap is a smear
-        "sharpness_ratio": float(np.nanmedian(col("sharp_swap") / col("sharp_orig"))),
-    }, per
-
-
-_PER_FRAME_KEYS = {
-    "identity": {
-        "swap_to_a": "id_swap_to_a",
-        "swap_to_b": "id_swap_to_b",
-        "swap_to_orig": "id_swap_to_original",
-        "orig_to_a": "id_original_to_a",
-        "orig_to_b": "id_original_to_b",
-    },
-    "attributes": {
-        "pose": "pose_error",
-        "pose_centred": "pose_error_centred",
-        "yaw": "yaw_error",
-        "pitch": "pitch_error",
-        "roll": "roll_error",
-        "expr": "expression_error",
-    },
-    "temporal": {
-        "jitter_in": "jitter_in",
-        "jitter_out": "jitter_out",
-        "shape_jitter_in": "shape_jitter_in",
-        "shape_jitter_out": "shape_jitter_out",
-        "flicker_in": "flicker_in",
-        "flicker_out": "flicker_out",
-    },
-    "blending": {
-        "step_orig": "border_step_original",
-        "step_swap": "border_step_swap",
-        "dE": "color_shift_dE",
-        "sharp_orig": "sharpness_original",
-        "sharp_swap": "sharpness_swap",
-    },
-}
-
-
-def _per_frame(pairs: list[FacePair], parts: dict[str, dict]) -> list[dict[str, object]]:
-    rows = []
-    for p in pairs:
-        row: dict[str, object] = {
-            "frame": p.frame,
-            "name": p.name,
-            "face": p.face,
-            "track": p.track,
-            "found": p.found,
-            "iou": p.iou,
-            "box": [float(v) for v in p.box],
-            "luma_in": p.luma_orig,
-            "luma_out": p.luma_swap,
-        }
-        for part, keys in _PER_FRAME_KEYS.items():
-            vals = parts.get(part, {}).get(id(p), {})
-            for k, out_key in keys.items():
-                row[out_key] = vals.get(k, float("nan"))
-        rows.append(row)
-    return rows
-
-
-def clean_json(value: object, digits: int = 6) -> object:
-    """JSON-safe copy: numpy scalars to Python, NaN/inf to null, floats rounded to ``digits``."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v, digits) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_json(v, digits) for v in value]
-    if isinstance(value, np.ndarray):
-        return clean_json(value.tolist(), digits)
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        return round(v, digits) if math.isfinite(v) else None
-    return value
 
 
 # -- the evaluation --------------------------------------------------------------------------
@@ -773,6 +251,46 @@ def check_video_pair(original: Path, swapped: Path, cfg: EvalConfig) -> list[int
     return counts
 
 
+def _measure(
+    frames: Iterator[tuple[int, str, np.ndarray, np.ndarray]],
+    total: int | None,
+    swapped: Path,
+    finder: Finder,
+    samples: _SampleKeeper,
+    embed_orig: bool,
+    cfg: EvalConfig,
+) -> tuple[list[FacePair], int]:
+    """Every original face of every frame paired with its swapped counterpart (and the frame
+    count); the report's sample frames are kept on the way."""
+    pairs: list[FacePair] = []
+    n_frames = 0
+    with tqdm(
+        total=total, desc="eval", unit="frame", disable=not cfg.progress, smoothing=0.1
+    ) as bar:
+        for idx, name, orig, swap in frames:
+            swap = unpad(swap, orig.shape)
+            if orig.shape != swap.shape:
+                raise InputError(
+                    f"{swapped}: {name} is {swap.shape[1]}x{swap.shape[0]} but the original is "
+                    f"{orig.shape[1]}x{orig.shape[0]}; a swap must keep the original's size"
+                )
+            embed = not finder.video or idx % cfg.embed_every == 0
+            full: list[Detection] | None = None
+            for face, (track, d) in enumerate(finder.original(orig)):
+                track_id = track if finder.video else len(pairs)
+                pair, full = analyse(
+                    orig, swap, idx, name, face, track_id, d, finder, full,
+                    embed and embed_orig, embed, cfg,
+                )  # fmt: skip
+                if pair is not None:
+                    pairs.append(pair)
+            if samples.wants(idx):
+                samples.add(idx, name, orig, swap)
+            n_frames += 1
+            bar.update(1)
+    return pairs, n_frames
+
+
 def _evaluate(
     original: Path,
     swapped: Path,
@@ -786,49 +304,13 @@ def _evaluate(
 ) -> tuple[dict[str, object], list[Sample]]:
     """The measurement of :func:`evaluate` (its inputs checked): the metrics and the report's
     sample frames."""
-
     device = resolve_device(cfg.device)
-    det = create_detector(cfg.detector, device=device)
-    embedder = Embedder(cfg.embedder, device=device)
     video = kind_o == "video"
-    finder = _Finder(det, cfg, video, embedder)
-    need_orig = cfg.embed_original or refs.mean_a is None
+    finder = Finder(create_detector(cfg.detector, device=device), cfg, video,
+                    Embedder(cfg.embedder, device=device))  # fmt: skip
     samples = _SampleKeeper(cfg.samples)
-    pairs: list[FacePair] = []
-    n_frames = 0
-    with tqdm(
-        total=total, desc="eval", unit="frame", disable=not cfg.progress, smoothing=0.1
-    ) as bar:
-        for idx, name, orig, swap in frames:
-            swap = unpad(swap, orig.shape)
-            if orig.shape != swap.shape:
-                raise InputError(
-                    f"{swapped}: {name} is {swap.shape[1]}x{swap.shape[0]} but the original is "
-                    f"{orig.shape[1]}x{orig.shape[0]}; a swap must keep the original's size"
-                )
-            embed = not video or idx % cfg.embed_every == 0
-            full: list[Detection] | None = None
-            for face, (track, d) in enumerate(finder.original(orig)):
-                pair, full = _analyse(
-                    orig,
-                    swap,
-                    idx,
-                    name,
-                    face,
-                    track if video else len(pairs),
-                    d,
-                    finder,
-                    full,
-                    embed and need_orig,
-                    embed,
-                    cfg,
-                )
-                if pair is not None:
-                    pairs.append(pair)
-            if samples.wants(idx):
-                samples.add(idx, name, orig, swap)
-            n_frames += 1
-            bar.update(1)
+    need_orig = cfg.embed_original or refs.mean_a is None
+    pairs, n_frames = _measure(frames, total, swapped, finder, samples, need_orig, cfg)
     if n_frames == 0:
         raise InputError(f"{original}: nothing to compare (no frames)")
     if not pairs:
@@ -841,15 +323,13 @@ def _evaluate(
         )
     if info.get("ended_first"):
         log.warning("%s ended first; compared the first %d frames", info["ended_first"], n_frames)
-
-    identity, id_per = _identity(pairs, refs)
-    attributes, at_per = _attributes(pairs)
-    blending, bl_per = _blending(pairs)
+    identity, id_per = identity_summary(pairs, refs)
+    attributes, at_per = attribute_summary(pairs)
+    blending, bl_per = blending_summary(pairs)
     parts = {"identity": id_per, "attributes": at_per, "blending": bl_per}
     temporal: dict[str, object] | None = None
     if video:
-        temporal, tm_per = _temporal(pairs)
-        parts["temporal"] = tm_per
+        temporal, parts["temporal"] = temporal_summary(pairs)
     secs = time.perf_counter() - t0
     result = {
         "facetwin_version": facetwin.__version__,
@@ -867,7 +347,7 @@ def _evaluate(
         "attributes": attributes,
         "temporal": temporal,
         "blending": blending,
-        "per_frame": _per_frame(pairs, parts),
+        "per_frame": per_frame_rows(pairs, parts),
         "config": asdict(cfg),
         "seconds": secs,
         "frames_per_second": n_frames / secs if secs > 0 else None,
