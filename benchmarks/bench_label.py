@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from facetwin import label
+from facetwin.label import watermark
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -327,8 +328,8 @@ def null_distribution(clips: dict[str, Frames], images: dict[str, np.ndarray]) -
     count = 0
     tails = {3.0: 0, 4.0: 0, 4.5: 0, 5.0: 0}
     for image in samples:
-        folds = label._folds(label._working_plane(label._luma(image)))
-        z = label._surfaces(label._weighted_spectra(folds), label.DEFAULT_PAYLOAD)
+        folds = watermark._folds(watermark._working_plane(watermark._luma(image)))
+        z = watermark._surfaces(watermark._weighted_spectra(folds), label.DEFAULT_PAYLOAD)
         count += z.size
         for t in tails:
             tails[t] += int((z > t).sum())
@@ -365,7 +366,7 @@ def speed(clips: dict[str, Frames]) -> dict[str, Any]:
             times.append(time.perf_counter() - t0)
         return round(1000 * min(times), 1)
 
-    label._pattern.cache_clear()
+    watermark._pattern.cache_clear()
     t0 = time.perf_counter()
     label.embed_watermark(frame)
     first = round(1000 * (time.perf_counter() - t0), 1)

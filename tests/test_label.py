@@ -38,8 +38,10 @@ from facetwin.label import (
     read_video_label,
     sanitize_field,
     synthetic_tag,
+    verifier,
     verify,
     video_metadata,
+    watermark,
     write_image_with_label,
 )
 
@@ -258,14 +260,14 @@ def _scheme1_mark(image: np.ndarray) -> np.ndarray:
     """What facetwin wrote before scheme 2: +-6 on a key-derived pattern of 8x8 DCT band
     coefficients of a 256x256 canonical grid, resized back to the image (spec kept here to
     prove those files still verify)."""
-    signs, bit_of = label._v1_carrier()
+    signs, bit_of = watermark._v1_carrier()
     bits = np.unpackbits(np.frombuffer(DEFAULT_PAYLOAD, np.uint8)).astype(float) * 2 - 1
-    rows, cols = zip(*label._V1_BAND, strict=True)
+    rows, cols = zip(*watermark._V1_BAND, strict=True)
     coefs = np.zeros((32, 32, 8, 8))
     coefs[:, :, list(rows), list(cols)] = (6.0 * signs * bits[bit_of]).reshape(32, 32, 10)
-    d = label._v1_dct_matrix()
+    d = watermark._v1_dct_matrix()
     plane = np.einsum("ji,abjk,kl->abil", d, coefs, d).transpose(0, 2, 1, 3).reshape(256, 256)
-    delta = label._resize_axes(plane.astype(np.float32), image.shape[1], image.shape[0])
+    delta = watermark._resize_axes(plane.astype(np.float32), image.shape[1], image.shape[0])
     return np.clip(np.rint(image + delta[..., None]), 0, 255).astype(np.uint8)
 
 
@@ -421,7 +423,7 @@ def test_sanitised_ids_keep_what_is_safe_and_stay_apart() -> None:
 
 def test_parse_tag_is_strict() -> None:
     good = synthetic_tag("ab12cd34ef56")
-    assert parse_tag(good) == label.TagFields(label.__version__, "ab12cd34ef56")
+    assert parse_tag(good) == label.TagFields(__version__, "ab12cd34ef56")
     for bad in [
         good + "\n",
         good + " and more",
@@ -532,7 +534,7 @@ def test_verify_unmarked_video() -> None:
 
 def test_verify_long_video_path_seeks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Long videos are sampled by seeking; force that path on the short test clip."""
-    monkeypatch.setattr(label, "_SEQUENTIAL_LIMIT", 0)
+    monkeypatch.setattr(verifier, "SEQUENTIAL_LIMIT", 0)
     report = verify(VIDEO, max_frames=4)
     assert report.frames_checked == 4 and not report.watermark_found
 

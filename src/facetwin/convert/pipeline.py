@@ -16,7 +16,7 @@ Video runs in two passes over the input, both streamed with constant memory:
 An interrupted run resumes: a rerun with the same input, model and settings finds the face set
 and the finished segments and continues after them.
 
-Every output is labelled as synthetic (invisible watermark + metadata tag, see label.py) unless
+Every output is labelled as synthetic (invisible watermark + metadata tag, see facetwin.label) unless
 ``label=False``, which is logged as a warning.
 """
 
@@ -176,7 +176,7 @@ class FrameLabeller:
     """``label.embed_watermark`` for every frame of a video, at the cost of one addition.
 
     The watermark is an additive luma pattern that depends on the frame size and the key only
-    (label.py), so it is taken once per size from a mid-grey frame and added. The first real
+    (facetwin.label), so it is taken once per size from a mid-grey frame and added. The first real
     frame is checked against ``embed_watermark`` itself; should the scheme ever depend on the
     content, the check fails and every frame goes through ``embed_watermark``.
     """
