@@ -22,7 +22,8 @@ from facetwin.convert import BLENDERS, COLOR_MATCHERS, ConvertConfig, convert
 from facetwin.convert.blend import BlendParams
 from facetwin.convert.blend.mask import soft_mask
 from facetwin.convert.blend.poisson import clone_mask
-from facetwin.convert.pipeline import PARTS_SUFFIX, Converter
+from facetwin.convert.config import PARTS_SUFFIX
+from facetwin.convert.pipeline import Converter
 from facetwin.convert.swap import Swapper, load_swap_model, make_patch, square_roi
 from facetwin.errors import InputError, ModelMismatchError, NoFaceError
 from facetwin.eval.metrics import (

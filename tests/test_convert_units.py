@@ -17,7 +17,7 @@ from facetwin.convert import BLENDERS, COLOR_MATCHERS, ConvertConfig, convert
 from facetwin.convert.blend import BlendParams, FacePatch
 from facetwin.convert.blend.poisson import clone_centre
 from facetwin.convert.faces import fill_between, steady_scale
-from facetwin.convert.pipeline import FrameLabeller
+from facetwin.convert.outputs import FrameLabeller
 from facetwin.convert.swap import SwapModel, Swapper, make_patch
 from facetwin.errors import InputError, UsageError
 from facetwin.extract.detectors import create_detector

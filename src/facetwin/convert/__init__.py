@@ -7,6 +7,7 @@ plugins in :data:`BLENDERS` and :data:`COLOR_MATCHERS` (one file each under ``bl
 
 from facetwin.convert.blend import BLENDERS
 from facetwin.convert.color import COLOR_MATCHERS
-from facetwin.convert.pipeline import ConvertConfig, ConvertSummary, convert
+from facetwin.convert.config import ConvertConfig, ConvertSummary
+from facetwin.convert.pipeline import convert
 
 __all__ = ["BLENDERS", "COLOR_MATCHERS", "ConvertConfig", "ConvertSummary", "convert"]

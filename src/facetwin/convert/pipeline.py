@@ -16,20 +16,19 @@ Video runs in two passes over the input, both streamed with constant memory:
 An interrupted run resumes: a rerun with the same input, model and settings finds the face set
 and the finished segments and continues after them.
 
-Every output is labelled as synthetic (invisible watermark + metadata tag, see facetwin.label) unless
-``label=False``, which is logged as a warning.
+Every output is labelled as synthetic (invisible watermark + metadata tag, see
+facetwin.label) unless ``label=False``, which is logged as a warning.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import shutil
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +37,18 @@ from tqdm import tqdm
 
 from facetwin.convert.blend import BLENDERS, BlendParams
 from facetwin.convert.color import COLOR_MATCHERS
+from facetwin.convert.config import (
+    PARTS_SUFFIX,
+    STATE_FILE,
+    WORK_FACESET_SIZE,
+    ConvertConfig,
+    ConvertSummary,
+    Outcome,
+    check_output,
+    image_output_path,
+    input_kind,
+    validate,
+)
 from facetwin.convert.faces import (
     FacePlan,
     check_faceset_identity,
@@ -45,17 +56,16 @@ from facetwin.convert.faces import (
     plan_from_records,
 )
 from facetwin.convert.occlusion import OcclusionConfig
+from facetwin.convert.outputs import FolderJournal, FrameLabeller, job_digest, write_output_image
 from facetwin.convert.swap import SwapModel, Swapper, Timer, load_swap_model
 from facetwin.device import resolve_device
 from facetwin.errors import InputError, ModelMismatchError, NoFaceError, OutputError, UsageError
-from facetwin.extract.identity import SAME_PERSON
-from facetwin.face.tracking import SmoothConfig
 from facetwin.faceset import FaceSet
-from facetwin.label import embed_watermark, video_metadata, write_image_with_label
+from facetwin.label import video_metadata
 from facetwin.lock import exclusive
 from facetwin.media.files import atomic_write_bytes, make_folder
 from facetwin.media.image import list_images, read_image, write_image
-from facetwin.media.video import decode_frames, is_video_path, media_kind, probe
+from facetwin.media.video import decode_frames, is_video_path, probe
 from facetwin.media.video_writer import (
     EncodeSettings,
     SegmentWriter,
@@ -67,153 +77,7 @@ from facetwin.media.video_writer import (
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ("a2b", "b2a")
-IMAGE_OUT_SUFFIXES = (".png", ".jpg", ".jpeg")
-PARTS_SUFFIX = ".parts"
-STATE_FILE = "state.json"
-#: Side of the aligned faces in the face set convert extracts for itself: it only needs the
-#: landmarks, so the crops are the smallest extract allows (cheap to write, tiny on disk).
-WORK_FACESET_SIZE = 32
-
 T = TypeVar("T")
-
-
-@dataclass
-class ConvertConfig:
-    """Options of one conversion (the CLI's flags map onto these one to one)."""
-
-    direction: str = "a2b"  # a2b: faces of identity A are redrawn as B
-    blend: str = "mask"  # overlay | mask | poisson
-    color: str = "rct"  # none | rct | hist
-    faceset: str | None = None  # use this face set's stored landmarks instead of detecting
-    smooth: bool = True  # smoothed landmarks and a steady face scale (video)
-    smoothing: SmoothConfig = field(default_factory=SmoothConfig)  # for detected video faces
-    scale_sigma: float = 6.0  # frames: extra smoothing of the face size (0: none)
-    threshold: float = SAME_PERSON  # embedding distance for "the source person"
-    erode: float = 0.06  # blend edge inside the face region, fraction of the crop side
-    feather: float = 0.03  # soft edge sigma (mask blender), fraction of the crop side
-    sharpen: float = 0.5  # unsharp-mask amount on the drawn face once scaled into the frame
-    occlusion: bool = True  # keep hands etc. in front of the face (one more forward per frame)
-    preview: int | None = None  # write only this frame (image) and stop
-    side_by_side: bool = False  # original | swapped
-    label: bool = True  # watermark + metadata tag; False is logged as a warning
-    codec: str = "libx264"
-    crf: int = 18
-    preset: str = "medium"
-    segment_frames: int = 240  # frames per resumable video segment
-    detector: str = "dlib-hog"
-    max_detect_side: int = 1280
-    redetect_every: int = 8
-    device: str = "auto"
-    jpeg_quality: int = 95
-    progress: bool = True
-
-    @property
-    def source_side(self) -> str:
-        return self.direction[0]
-
-    @property
-    def target_side(self) -> str:
-        return self.direction[-1]
-
-
-@dataclass
-class ConvertSummary:
-    """What a conversion did; ``timings`` splits its seconds by stage."""
-
-    input: str
-    output: str
-    kind: str  # image | folder | video | preview
-    frames: int
-    frames_swapped: int
-    faces_swapped: int
-    faces_other: int  # faces of other people, left alone
-    seconds: float
-    frames_per_second: float
-    timings: dict[str, float]
-    audio: str = "none"  # copy | aac | mixed | none
-    resumed_segments: int = 0  # video: finished segments reused; folder: finished images reused
-    labelled: bool = True
-    skipped: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        split = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(self.timings.items()))
-        lines = [
-            f"{self.faces_swapped} faces swapped in {self.frames_swapped} of {self.frames} frames "
-            f"({self.faces_other} faces of other people left alone) in {self.seconds:.1f} s "
-            f"({self.frames_per_second:.1f} frames/s) -> {self.output}",
-            f"time: {split}",
-        ]
-        if self.kind == "video":
-            lines.append(f"audio: {self.audio}; resumed segments: {self.resumed_segments}")
-        if self.kind == "folder" and self.resumed_segments:
-            lines.append(f"resumed: {self.resumed_segments} images were already converted")
-        if not self.labelled:
-            lines.append("WARNING: output is NOT labelled as synthetic")
-        if self.skipped:
-            names = ", ".join(self.skipped[:5])
-            lines.append(f"skipped {len(self.skipped)} unreadable files: {names}")
-        return "\n".join(lines)
-
-
-@dataclass
-class Outcome:
-    """What one input gave (the summary's counts)."""
-
-    frames: int
-    frames_swapped: int
-    faces_swapped: int
-    faces_other: int
-    audio: str = "none"
-    resumed_segments: int = 0
-    skipped: list[str] = field(default_factory=list)
-
-
-# -- labelling -------------------------------------------------------------------------------
-
-
-class FrameLabeller:
-    """``label.embed_watermark`` for every frame of a video, at the cost of one addition.
-
-    The watermark is an additive luma pattern that depends on the frame size and the key only
-    (facetwin.label), so it is taken once per size from a mid-grey frame and added. The first real
-    frame is checked against ``embed_watermark`` itself; should the scheme ever depend on the
-    content, the check fails and every frame goes through ``embed_watermark``.
-    """
-
-    def __init__(self) -> None:
-        self._delta: dict[tuple[int, ...], np.ndarray] = {}
-        self._exact = False
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-
-        if self._exact:
-            return embed_watermark(image)
-        delta = self._delta.get(image.shape)
-        if delta is not None:
-            return np.clip(image + delta, 0, 255).astype(np.uint8)
-        reference = embed_watermark(image)
-        delta = embed_watermark(np.full(image.shape, 128, np.uint8)).astype(np.int16) - 128
-        fast = np.clip(image + delta, 0, 255)
-        if np.abs(fast - reference).max() > 1:
-            log.debug("watermark depends on the content: embedding every frame")
-            self._exact = True
-        else:
-            self._delta[image.shape] = delta
-        return reference
-
-
-def write_output_image(path: Path, image: np.ndarray, model_id: str, cfg: ConvertConfig) -> None:
-    """Write a converted image, labelled unless ``cfg.label`` is off."""
-    if cfg.label:
-        write_image_with_label(path, image, model_id, True, jpeg_quality=cfg.jpeg_quality)
-    else:
-        write_image(path, image, cfg.jpeg_quality)
-
-
-def image_output_path(path: Path) -> Path:
-    """``path`` if it names a PNG/JPEG, else the same name as PNG (what we can label)."""
-    return path if path.suffix.lower() in IMAGE_OUT_SUFFIXES else path.with_suffix(".png")
 
 
 def _timed(items: Iterable[T], timer: Timer, stage: str) -> Iterator[T]:
@@ -573,120 +437,6 @@ class Converter:
             atomic_write_bytes(state, text.encode())
         except OSError as e:
             raise OutputError(f"cannot create {parts}: {e.strerror or e}") from None
-
-
-def job_digest(job: dict[str, Any]) -> str:
-    """Short stable key of a :meth:`Converter.job` description."""
-    return hashlib.sha1(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()
-
-
-class FolderJournal:
-    """Which images of a folder conversion are finished: ``OUTPUT/.facetwin-convert.jsonl``.
-
-    One JSON line per finished image, appended after its output file was written atomically, so
-    a line means a complete output; a line cut short by a crash is ignored. The first line holds
-    the job key (model and settings): a journal of another job is started over. An image is
-    taken as done only if its size and mtime are unchanged and its output still exists.
-    """
-
-    NAME = ".facetwin-convert.jsonl"
-
-    def __init__(self, output: Path, key: str) -> None:
-        self.path = output / self.NAME
-        self.entries: dict[str, dict[str, Any]] = {}
-        try:
-            lines = self.path.read_text(errors="replace").splitlines()
-        except OSError:  # none yet (or unreadable: started over)
-            lines = []
-        rows = []
-        for line in lines:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):  # anything else is not a line this class wrote
-                rows.append(row)
-        if rows and rows[0].get("key") == key:
-            self.entries = {
-                r["input"]: r
-                for r in rows[1:]
-                if isinstance(r.get("input"), str) and isinstance(r.get("output"), str)
-            }
-        else:
-            if rows:
-                log.warning("%s was left by a conversion with other settings: redoing", output)
-            try:
-                atomic_write_bytes(self.path, (json.dumps({"key": key}) + "\n").encode())
-            except OSError as e:
-                raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
-
-    @staticmethod
-    def _stamp(path: Path) -> list[int]:
-        st = path.stat()
-        return [st.st_size, st.st_mtime_ns]
-
-    def done(self, path: Path) -> dict[str, Any] | None:
-        e = self.entries.get(path.name)
-        if e is None or e.get("stamp") != self._stamp(path) or not Path(e["output"]).is_file():
-            return None
-        return e
-
-    def add(self, path: Path, output: Path, counts: dict[str, int]) -> None:
-        row = {"input": path.name, "stamp": self._stamp(path), "output": str(output), **counts}
-        try:
-            with self.path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-        except OSError as e:
-            raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
-
-
-def input_kind(path: Path) -> str:
-    """'image', 'folder' or 'video'; InputError for anything else."""
-    return media_kind(path)
-
-
-def validate(cfg: ConvertConfig) -> None:
-    """UsageError for options that cannot work, before any work is done."""
-    if cfg.direction not in DIRECTIONS:
-        raise UsageError(f"direction must be one of {', '.join(DIRECTIONS)}, not {cfg.direction!r}")
-    BLENDERS.get(cfg.blend)
-    COLOR_MATCHERS.get(cfg.color)
-    from facetwin.extract.detectors import DETECTORS
-
-    DETECTORS.get(cfg.detector)
-    if not 0 <= cfg.crf <= 51:
-        raise UsageError(f"crf must be within 0..51, not {cfg.crf}")
-    if cfg.segment_frames < 1:
-        raise UsageError("segment_frames must be at least 1")
-    if cfg.preview is not None and cfg.preview < 0:
-        raise UsageError("preview must be a frame number >= 0")
-    if not (0 <= cfg.erode < 0.5 and 0 <= cfg.feather < 0.5):
-        raise UsageError("--erode and --feather are fractions of the face size within 0..0.5")
-    if not 0 < cfg.threshold <= 2:
-        raise UsageError(
-            f"--threshold must be within 0..2 (a 128-D distance), not {cfg.threshold:g}"
-        )
-    if not 0 <= cfg.sharpen <= 3:
-        raise UsageError(f"sharpen must be within 0..3, not {cfg.sharpen:g}")
-
-
-def check_output(src: Path, dst: Path, kind: str, cfg: ConvertConfig) -> None:
-    """UsageError for an output that cannot be written as asked, before any work."""
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise UsageError(f"{dst}: the output would overwrite the input")
-    if cfg.preview is not None:
-        return
-    if kind == "video":
-        container_format(dst)
-        if dst.is_dir():
-            raise UsageError(f"{dst} is a folder; the output of a video is a video file")
-    elif kind == "image":
-        if image_output_path(dst) != dst:
-            raise UsageError(f"{dst}: write a converted image as .png or .jpg")
-        if dst.is_dir():
-            raise UsageError(f"{dst} is a folder; the output of an image is an image file")
-    elif dst.exists() and not dst.is_dir():
-        raise UsageError(f"{dst}: the output of a folder must be a folder")
 
 
 def _convert_locked(conv: Converter, src: Path, dst: Path, kind: str) -> Outcome:
