@@ -33,9 +33,10 @@ from facetwin.eval.metrics import (
     landmark_jitter,
     rms,
 )
+from facetwin.extract.detect import detect_full
 from facetwin.extract.detectors import create_detector
 from facetwin.extract.landmarks import landmarks_68
-from facetwin.extract.pipeline import ExtractConfig, detect_full, extract
+from facetwin.extract.pipeline import ExtractConfig, extract
 from facetwin.face.align import INNER, alignment_matrix, recrop
 from facetwin.faceset import FaceSet
 from facetwin.label import read_video_label, verify

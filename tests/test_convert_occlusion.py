@@ -35,9 +35,9 @@ from facetwin.convert.occlusion import (
 )
 from facetwin.convert.pipeline import ConvertConfig, Converter
 from facetwin.convert.swap import SwapModel, Swapper, load_swap_model, make_patch
+from facetwin.extract.detect import detect_full
 from facetwin.extract.detectors import create_detector
 from facetwin.extract.landmarks import landmarks_68
-from facetwin.extract.pipeline import detect_full
 from facetwin.face.align import alignment_matrix, transform_points, warp_face
 from facetwin.face.masks import face_mask
 from facetwin.media.image import read_image

@@ -20,9 +20,9 @@ from facetwin.convert.faces import fill_between, steady_scale
 from facetwin.convert.outputs import FrameLabeller
 from facetwin.convert.swap import SwapModel, Swapper, make_patch
 from facetwin.errors import InputError, UsageError
+from facetwin.extract.detect import detect_full
 from facetwin.extract.detectors import create_detector
 from facetwin.extract.landmarks import landmarks_68
-from facetwin.extract.pipeline import detect_full
 from facetwin.face.align import INNER, alignment_matrix
 from facetwin.media.video import decode_frames, iter_frames
 from facetwin.media.video_writer import (

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facetwin.errors import ModelMismatchError
+from facetwin.extract.detect import detect_full
 from facetwin.extract.detectors import Detector
 from facetwin.extract.identity import distances, embedding
 from facetwin.extract.landmarks import landmarks_68
-from facetwin.extract.pipeline import detect_full
 from facetwin.face.align import INNER
 from facetwin.face.tracking import gaussian_smooth
 from facetwin.faceset import FaceRecord, FaceSet

@@ -10,10 +10,10 @@ import numpy as np
 
 from facetwin.eval import metrics as M
 from facetwin.eval.config import EvalConfig
+from facetwin.extract.detect import detect_full, detect_near
 from facetwin.extract.detectors import Detection, Detector
 from facetwin.extract.identity import Embedder
 from facetwin.extract.landmarks import landmarks_68
-from facetwin.extract.pipeline import detect_full, detect_near
 from facetwin.face.boxes import iou
 from facetwin.face.pose import head_pose
 

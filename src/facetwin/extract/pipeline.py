@@ -12,13 +12,12 @@ it came from); ``--embed-every 1`` computes one per face.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -26,15 +25,17 @@ import numpy as np
 from tqdm import tqdm
 
 from facetwin.device import resolve_device
-from facetwin.errors import InputError, NoFaceError, UsageError
-from facetwin.extract.detectors import DETECTORS, Detection, Detector, create_detector
-from facetwin.extract.identity import SAME_PERSON, Embedder, matches
+from facetwin.errors import InputError, NoFaceError
+from facetwin.extract.config import ExtractConfig, ExtractSummary, check_config
+from facetwin.extract.detect import detect_full, detect_near
+from facetwin.extract.detectors import Detection, Detector, create_detector
+from facetwin.extract.identity import Embedder, matches
 from facetwin.extract.landmarks import landmarks_68
 from facetwin.face.align import alignment_matrix, transform_points, warp_face
 from facetwin.face.boxes import iou
 from facetwin.face.masks import face_mask
 from facetwin.face.pose import head_pose
-from facetwin.face.tracking import SmoothConfig, smooth_track
+from facetwin.face.tracking import smooth_track
 from facetwin.faceset import DB_NAME, FACES_DIR, FaceSet, encode_png
 from facetwin.interrupt import GracefulStop
 from facetwin.lock import exclusive, lock_path_for
@@ -45,32 +46,6 @@ from facetwin.media.video import is_video_path, iter_frames, probe
 log = logging.getLogger(__name__)
 
 CONTACT_SHEET = "contact_sheet.png"
-
-
-@dataclass
-class ExtractConfig:
-    detector: str = "dlib-hog"
-    size: int = 256  # aligned crop side, pixels
-    coverage: float = 2.0  # crop side in mean-face units: 1.0 tight central face, 2.0 full face
-    every: int = 1  # process every N-th video frame
-    refs: list[str] = field(default_factory=list)  # reference photos: keep only this person
-    threshold: float = SAME_PERSON  # embedding distance for "same person"
-    device: str = "auto"
-    redetect_every: int = 8  # processed frames between full-frame detections on video
-    embed_every: int = 10  # frames a track reuses its embedding for
-    embedder: str = "torch"  # torch (port of dlib's network, ~7x faster) or dlib
-    max_detect_side: int = 1280  # full-frame detection on frames shrunk to this longest side
-    smooth: SmoothConfig = field(default_factory=SmoothConfig)
-    commit_every: int = 32  # frames per database transaction
-    progress: bool = True
-
-    def settings(self, ref_embeddings: np.ndarray) -> dict[str, object]:
-        """What must stay equal for a face set to be resumed or extended."""
-        d = asdict(self)
-        for k in ("refs", "device", "progress", "commit_every"):
-            d.pop(k)
-        d["refs_sha1"] = hashlib.sha1(np.round(ref_embeddings, 4).tobytes()).hexdigest()[:12]
-        return json.loads(json.dumps(d))
 
 
 @dataclass
@@ -125,71 +100,6 @@ def _emb_bytes(emb: np.ndarray | Future[np.ndarray] | bytes | None) -> bytes | N
     return np.asarray(emb, np.float32).tobytes()
 
 
-SMALL_FRAME = 800  # frames below this longer side get a 2x retry when no face is found
-RETRY_MIN_SCORE = 0.1  # a detection of the 2x retry must score this (see detect_full)
-
-
-def detect_full(det: Detector, image: np.ndarray, max_side: int) -> list[Detection]:
-    """Detect on the whole image, shrunk to ``max_side``.
-
-    An image or video frame smaller than 800 px with no face found is tried again at 2x: HOG's
-    window is 80 px, so webcam, phone and CCTV frames with 40-80 px faces were invisible to it
-    (0 of 120 frames of a 176x144 clip). Measured on the bundled clips shrunk to 117-480 px:
-    every face frame found with the retry (faces down to 36 px). Upscaled frames show HOG more
-    texture that can pass for a face, so a retry's detection must score ``RETRY_MIN_SCORE``:
-    real faces at 117-264 px scored 0.15 or more (HOG's margin), the one false alarm seen on the
-    cartoon frames 0.016. The retry costs a second pass only where the first found nothing.
-    """
-    h, w = image.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    found = _detect_scaled(det, image, scale)
-    if not found and max(h, w) < SMALL_FRAME:
-        found = [d for d in _detect_scaled(det, image, 2.0) if d.score >= RETRY_MIN_SCORE]
-    return found
-
-
-def _scale_box(box: tuple[float, ...], s: float) -> tuple[float, float, float, float]:
-    return (box[0] * s, box[1] * s, box[2] * s, box[3] * s)
-
-
-def _detect_scaled(det: Detector, image: np.ndarray, scale: float) -> list[Detection]:
-    if abs(scale - 1.0) < 1e-6:
-        return det.detect(image)
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=interp)
-    return [
-        Detection(
-            _scale_box(d.box, 1.0 / scale),
-            d.score,
-            None if d.points5 is None else d.points5 / scale,
-        )
-        for d in det.detect(small)
-    ]
-
-
-def detect_near(
-    det: Detector, image: np.ndarray, box: tuple[float, ...], face_px: float = 110.0
-) -> Detection | None:
-    """Look for the face last seen at ``box`` in a region around it, scaled so it is ~face_px."""
-    h, w = image.shape[:2]
-    bw, bh = box[2] - box[0], box[3] - box[1]
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    half = 1.1 * max(bw, bh)
-    x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
-    x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
-    if x1 - x0 < 16 or y1 - y0 < 16:
-        return None
-    scale = face_px / max(bw, 1.0)
-    roi = image[y0:y1, x0:x1]
-    best, best_iou = None, 0.3
-    for d in _detect_scaled(det, roi, scale):
-        full = (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0)
-        o = iou(full, box)
-        if o > best_iou:
-            best, best_iou = Detection(full, d.score, d.points5), o
-    return best
-
-
 # -- inputs ---------------------------------------------------------------------------------
 
 
@@ -241,20 +151,6 @@ def reference_embeddings(
 
 
 # -- the extractor --------------------------------------------------------------------------
-
-
-@dataclass
-class ExtractSummary:
-    faceset: str
-    sources: int
-    frames: int
-    faces: int
-    bridged: int
-    skipped: list[str]
-    seconds: float
-    frames_per_second: float
-    processed: int = 0  # frames and photos processed by this run (0: all were done before)
-    no_face: list[str] = field(default_factory=list)  # photos this run found no face in
 
 
 class Extractor:
@@ -528,18 +424,6 @@ class Extractor:
                     }
                 )
         self.fs.finish_source(sid, smooth, bridged)
-
-
-def check_config(cfg: ExtractConfig) -> None:
-    """UsageError for options no extraction can use (before anything is read or created)."""
-    if cfg.detector not in DETECTORS:
-        DETECTORS.get(cfg.detector)  # raises the UsageError listing the choices
-    if cfg.every < 1 or cfg.size < 32 or not 0.5 <= cfg.coverage <= 4.0:
-        raise UsageError("need --every >= 1, --size >= 32 and 0.5 <= --coverage <= 4")
-    if cfg.embed_every < 1 or cfg.redetect_every < 1 or cfg.commit_every < 1:
-        raise UsageError("need --embed-every >= 1 (and redetect/commit intervals >= 1)")
-    if not 0 < cfg.threshold < 2:
-        raise UsageError(f"--threshold must be within 0..2 (a 128-D distance), not {cfg.threshold}")
 
 
 def extract(

@@ -1,0 +1,71 @@
+"""What an extraction is asked to do (:class:`ExtractConfig`, checked by :func:`check_config`)
+and what it reports (:class:`ExtractSummary`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from facetwin.errors import UsageError
+from facetwin.extract.detectors import DETECTORS
+from facetwin.extract.identity import SAME_PERSON
+from facetwin.face.tracking import SmoothConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExtractConfig:
+    detector: str = "dlib-hog"
+    size: int = 256  # aligned crop side, pixels
+    coverage: float = 2.0  # crop side in mean-face units: 1.0 tight central face, 2.0 full face
+    every: int = 1  # process every N-th video frame
+    refs: list[str] = field(default_factory=list)  # reference photos: keep only this person
+    threshold: float = SAME_PERSON  # embedding distance for "same person"
+    device: str = "auto"
+    redetect_every: int = 8  # processed frames between full-frame detections on video
+    embed_every: int = 10  # frames a track reuses its embedding for
+    embedder: str = "torch"  # torch (port of dlib's network, ~7x faster) or dlib
+    max_detect_side: int = 1280  # full-frame detection on frames shrunk to this longest side
+    smooth: SmoothConfig = field(default_factory=SmoothConfig)
+    commit_every: int = 32  # frames per database transaction
+    progress: bool = True
+
+    def settings(self, ref_embeddings: np.ndarray) -> dict[str, object]:
+        """What must stay equal for a face set to be resumed or extended."""
+        d = asdict(self)
+        for k in ("refs", "device", "progress", "commit_every"):
+            d.pop(k)
+        d["refs_sha1"] = hashlib.sha1(np.round(ref_embeddings, 4).tobytes()).hexdigest()[:12]
+        return json.loads(json.dumps(d))
+
+
+@dataclass
+class ExtractSummary:
+    faceset: str
+    sources: int
+    frames: int
+    faces: int
+    bridged: int
+    skipped: list[str]
+    seconds: float
+    frames_per_second: float
+    processed: int = 0  # frames and photos processed by this run (0: all were done before)
+    no_face: list[str] = field(default_factory=list)  # photos this run found no face in
+
+
+def check_config(cfg: ExtractConfig) -> None:
+    """UsageError for options no extraction can use (before anything is read or created)."""
+    if cfg.detector not in DETECTORS:
+        DETECTORS.get(cfg.detector)  # raises the UsageError listing the choices
+    if cfg.every < 1 or cfg.size < 32 or not 0.5 <= cfg.coverage <= 4.0:
+        raise UsageError("need --every >= 1, --size >= 32 and 0.5 <= --coverage <= 4")
+    if cfg.embed_every < 1 or cfg.redetect_every < 1 or cfg.commit_every < 1:
+        raise UsageError("need --embed-every >= 1 (and redetect/commit intervals >= 1)")
+    if not 0 < cfg.threshold < 2:
+        raise UsageError(f"--threshold must be within 0..2 (a 128-D distance), not {cfg.threshold}")
