@@ -2,7 +2,7 @@
 imports form no cycle, and an import inside a function is a documented lazy one.
 
 The order (docs/pipeline.md): errors < registry, device, interrupt, lock < media < face, label
-< faceset < extract < train < convert < eval < demo < cli. A module may import its own package
+< faceset, model_meta < extract < train < convert < eval < demo < cli. A module may import its own package
 and anything of a lower rank; two packages of one rank do not import each other.
 """
 
@@ -26,6 +26,7 @@ RANK = {
     "face": 3,
     "label": 3,
     "faceset": 4,
+    "model_meta": 4,
     "extract": 5,
     "train": 6,
     "convert": 7,

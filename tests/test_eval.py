@@ -30,6 +30,7 @@ from facetwin.eval.references import faceset_mean
 from facetwin.eval.svg import histogram, line_plot
 from facetwin.faceset import FaceSet
 from facetwin.media.video import iter_frames
+from facetwin.model_meta import FORMAT
 
 FRAMES = 30
 SHIFT = 12  # brightness step, 8-bit levels
@@ -127,16 +128,24 @@ def test_self_vs_self(clips, faceset_man, faceset_woman, tmp_path):
     assert not list(out.glob(".tmp-*"))
 
 
-def test_identity_from_model_meta(clips, faceset_man, faceset_woman, tmp_path):
-    """Means from a model folder: the newest snapshot's state.json (``identities.<side>``), or
-    flat ``mean_embedding_a/_b`` keys in any JSON there; other JSON files are skipped."""
+def snapshot_state(iteration: int, identities: dict) -> str:
+    """A snapshot's state.json as train writes it (the fields ModelMeta reads)."""
+    doc = {"format": FORMAT, "version": 1, "arch": "lite", "iteration": iteration,
+           "model_id": "0123456789ab", "identities": identities}  # fmt: skip
+    return json.dumps(doc)
+
+
+def test_identity_from_model_meta(clips, faceset_man, faceset_woman, tmp_path, caplog):
+    """Means from a model folder: the newest complete snapshot's state.json
+    (``identities.<side>.mean_embedding``); other JSON files there are not searched."""
     man, woman = faceset_mean(faceset_man).tolist(), faceset_mean(faceset_woman).tolist()
     model = tmp_path / "model"
     for it, (a, b) in ((50, (woman, man)), (100, (man, woman))):  # older one has them swapped
         snap = model / "snapshots" / f"it-{it:08d}"
         snap.mkdir(parents=True)
         ident = {"a": {"faceset": "x", "mean_embedding": a}, "b": {"mean_embedding": b}}
-        (snap / "state.json").write_text(json.dumps({"iteration": it, "identities": ident}))
+        (snap / "state.json").write_text(snapshot_state(it, ident))
+    (model / "snapshots" / "it-00000200").mkdir()  # unfinished: no state.json, skipped
     (model / "broken.json").write_text("{not json")
     r = evaluate(clips["original"], clips["original"], model_dir=model, cfg=cfg(max_frames=4))
     assert (
@@ -144,15 +153,14 @@ def test_identity_from_model_meta(clips, faceset_man, faceset_woman, tmp_path):
     )
     assert r["identity"]["id_retrieval_a"] == 1.0
 
+    # a folder of other JSON files (no snapshot) has no means: A falls back to the original
+    # faces, B is unknown, and eval says why
     flat = tmp_path / "flat"
     flat.mkdir()
-    (flat / "train_state.json").write_text(json.dumps({"step": 10}))
-    (flat / "model.json").write_text(
-        json.dumps({"mean_embedding_a": man, "mean_embedding_b": woman})
-    )
+    (flat / "model.json").write_text(json.dumps({"mean_embedding_a": man, "mean_embedding_b": woman}))  # fmt: skip
     r = evaluate(clips["original"], clips["original"], model_dir=flat, cfg=cfg(max_frames=4))
-    assert r["identity"]["source_b"] == f"model:{flat / 'model.json'}"
-    assert r["identity"]["id_retrieval_a"] == 1.0
+    assert r["identity"]["source_a"] == "original" and r["identity"]["source_b"] == "none"
+    assert any("no trained model" in m for m in caplog.messages)
 
 
 def test_a_real_change_of_identity_is_measured(clips, faceset_man, faceset_woman, tmp_path):
@@ -193,7 +201,7 @@ def test_b2a_conversion_reads_the_models_sides_the_other_way(
     snap = tmp_path / "model" / "snapshots" / "it-00000100"
     snap.mkdir(parents=True)
     ident = {"a": {"mean_embedding": woman}, "b": {"mean_embedding": man}}
-    (snap / "state.json").write_text(json.dumps({"iteration": 100, "identities": ident}))
+    (snap / "state.json").write_text(snapshot_state(100, ident))
     model = tmp_path / "model"
     r = evaluate(
         clips["original"],

@@ -11,6 +11,7 @@ import torch
 
 from facetwin.errors import InputError, ModelMismatchError
 from facetwin.faceset import FaceSet
+from facetwin.model_meta import ModelMeta
 from facetwin.train import TrainConfig, load_model, train
 from facetwin.train.checkpoint import (
     MODEL_FILE,
@@ -61,6 +62,11 @@ def test_snapshots_are_pruned_and_load_for_convert(trained, faceset_woman, faces
             expected = fs.mean_embedding()
         assert expected is not None and emb is not None and len(emb) == 128
         np.testing.assert_allclose(emb, expected, atol=1e-6)
+    # the same, read without torch (what eval uses)
+    mm = ModelMeta.read(model_dir)
+    assert (mm.arch, mm.iteration, mm.model_id) == ("lite", 3, meta["model_id"])
+    assert mm.snapshot == snaps[-1] and mm.coverage == 1.0
+    np.testing.assert_allclose(mm.mean_embedding("b"), meta["identities"]["b"]["mean_embedding"])
     assert meta["identities"]["a"]["faces"] > 0
     with torch.no_grad():
         out = model(torch.rand(1, 3, 64, 64), "b")

@@ -1,18 +1,14 @@
-"""Where the identities A and B come from: face sets, a model's meta JSON, or nothing.
+"""Where the identities A and B come from: face sets, a model's metadata, or nothing.
 
 The mean 128-D embedding of a person is what "nearer to B than to A" is measured against. Face
-sets give it directly (``FaceSet.mean_embedding``). A trained model records the two means in the
-JSON of its snapshots (``MODEL_DIR/snapshots/it-*/state.json``, under
-``identities.<side>.mean_embedding``; the flat keys ``mean_embedding_a``/``mean_embedding_b``
-are accepted too, as convert does). That layout is the train stage's business, so it is read
-defensively and without importing torch: the newest snapshot's state.json first, then any
-``*.json`` in the model folder or one level down; whatever is not JSON, or holds no 128-vector
-under those keys, is skipped.
+sets give it directly (``FaceSet.mean_embedding``). A trained model records each side's mean
+over the faces it trained on in its newest snapshot, read without torch through
+:class:`facetwin.model_meta.ModelMeta` (the same reader convert's model loading uses); a model
+folder without one gives no means (a warning, and eval falls back).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +17,9 @@ import numpy as np
 
 from facetwin.errors import InputError, UsageError
 from facetwin.faceset import FaceSet
+from facetwin.model_meta import STATE_FILE, ModelMeta
 
 log = logging.getLogger(__name__)
-
-EMBEDDING_DIM = 128
-META_KEYS = {"a": "mean_embedding_a", "b": "mean_embedding_b"}
 
 
 @dataclass
@@ -41,74 +35,21 @@ class IdentityRefs:
     source_b: str = "none"
 
 
-def _vector(value: object) -> np.ndarray | None:
-    """A finite (128,) float32 vector, or None for anything else."""
-    try:
-        v = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    if v.shape != (EMBEDDING_DIM,) or not np.isfinite(v).all():
-        return None
-    return v.astype(np.float32)
-
-
-def _find_means(node: object, depth: int = 0) -> dict[str, np.ndarray]:
-    """The A/B mean vectors anywhere in a parsed JSON document (up to three levels deep)."""
-    found: dict[str, np.ndarray] = {}
-    if not isinstance(node, dict) or depth > 3:
-        return found
-    idents = node.get("identities")
-    for side, key in META_KEYS.items():
-        v = _vector(node.get(key))
-        if v is None and isinstance(idents, dict) and isinstance(idents.get(side), dict):
-            v = _vector(idents[side].get("mean_embedding"))
-        if v is not None:
-            found[side] = v
-    for child in node.values():
-        if isinstance(child, dict):
-            for side, v in _find_means(child, depth + 1).items():
-                found.setdefault(side, v)
-    return found
-
-
-def _snapshot_states(root: Path) -> list[Path]:
-    """state.json of ``root`` (a snapshot itself) or of its snapshots, newest first."""
-    states = [root / "state.json"] if (root / "state.json").is_file() else []
-
-    def iteration(p: Path) -> int:
-        digits = p.parent.name.rpartition("-")[2]
-        return int(digits) if digits.isdigit() else -1
-
-    snaps = sorted((root / "snapshots").glob("it-*/state.json"), key=iteration, reverse=True)
-    return states + snaps
-
-
 def model_means(model_dir: str | Path) -> tuple[dict[str, np.ndarray], Path | None]:
-    """Mean embeddings kept with a model: ({'a': ..., 'b': ...} as found, their JSON file).
+    """Mean embeddings kept with a model: ({'a': ..., 'b': ...} as recorded, the state file).
 
-    A missing folder is an InputError because the user named it; finding no means is not (the
-    caller falls back and says so).
+    A missing folder is an InputError because the user named it; a folder with no snapshot, or
+    a snapshot without means, gives none (the caller falls back and says so).
     """
     root = Path(model_dir)
     if not root.exists():
         raise InputError(f"{root}: no such model folder")
-    if root.is_file():
-        candidates = [root]
-    else:
-        candidates = _snapshot_states(root)
-        candidates += sorted(root.glob("*.json")) + sorted(root.glob("*/*.json"))
-    best: tuple[dict[str, np.ndarray], Path | None] = ({}, None)
-    for path in dict.fromkeys(candidates):
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        means = _find_means(doc)
-        if len(means) > len(best[0]):
-            best = (means, path)
-        if len(means) == 2:
-            break
-    return best
+    try:
+        meta = ModelMeta.read(root)
+    except InputError as e:
+        log.warning("%s", e)
+        return {}, None
+    return meta.means(), meta.snapshot / STATE_FILE
 
 
 def faceset_mean(path: str | Path) -> np.ndarray:
@@ -141,9 +82,7 @@ def identity_refs(
         means, path = model_means(model_dir)
         if not means:
             log.warning(
-                "no %s/%s in the JSON files of %s; identity B is unknown",
-                META_KEYS["a"],
-                META_KEYS["b"],
+                "%s records no identity means (no snapshot with them); identity B is unknown",
                 model_dir,
             )
         for model_side, v in means.items():

@@ -47,16 +47,21 @@ from safetensors.torch import save_file as st_save_file
 
 from facetwin.device import resolve_device
 from facetwin.errors import InputError, ModelMismatchError, OutputError
+from facetwin.model_meta import (
+    FORMAT,
+    SNAPSHOTS,
+    STATE_FILE,
+    VERSION,
+    find_snapshot,
+    latest_snapshot,
+    list_snapshots,
+    read_state,
+)
 
 log = logging.getLogger(__name__)
 
-FORMAT = "facetwin-train-snapshot"
-VERSION = 1
-SNAPSHOTS = "snapshots"
 MODEL_FILE = "model.safetensors"
 OPTIM_FILE = "optimizer.safetensors"
-STATE_FILE = "state.json"
-_NAME = re.compile(r"^it-(\d{8,})$")
 TEMP_PREFIX = ".tmp-"
 #: Why a snapshot was written (``state.json`` "reason"): on the --save-every interval, because
 #: --save-minutes passed, or at a stop (end of run, --minutes, Ctrl-C). Older snapshots have none
@@ -67,20 +72,6 @@ _OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 def snapshot_name(iteration: int) -> str:
     return f"it-{iteration:08d}"
-
-
-def list_snapshots(model_dir: Path) -> list[Path]:
-    """Complete snapshots (those with a state.json), oldest first."""
-    root = Path(model_dir) / SNAPSHOTS
-    if not root.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name))]
-    return [p for _, p in sorted(found) if (p / STATE_FILE).is_file()]
-
-
-def latest_snapshot(model_dir: Path) -> Path | None:
-    snaps = list_snapshots(model_dir)
-    return snaps[-1] if snaps else None
 
 
 # -- optimizer state <-> (tensors, JSON) -------------------------------------------------------
@@ -321,20 +312,6 @@ def remove_partial(model_dir: Path) -> list[Path]:
 
 
 # -- reading -----------------------------------------------------------------------------------
-def read_state(snapshot: Path) -> dict[str, Any]:
-    """state.json of a snapshot; InputError if missing, unreadable or not ours."""
-    path = Path(snapshot) / STATE_FILE
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{snapshot} is not a facetwin snapshot (no {STATE_FILE})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"snapshot state {path} is corrupt ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise InputError(f"{path} is not a facetwin training snapshot")
-    if int(doc.get("version", 0)) > VERSION:
-        raise InputError(f"{path} has snapshot version {doc['version']}; upgrade facetwin")
-    return doc
 
 
 def read_tensors(snapshot: Path, name: str, doc: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -444,19 +421,6 @@ def match_layout(optimizer: torch.optim.Optimizer) -> None:
             for k, v in state.items():
                 if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
                     state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
-
-
-def find_snapshot(path: Path) -> Path:
-    """``path`` itself if it is a snapshot, else the newest snapshot of model dir ``path``."""
-    path = Path(path)
-    if (path / STATE_FILE).is_file():
-        return path
-    if not path.is_dir():
-        raise InputError(f"model {path} does not exist")
-    snap = latest_snapshot(path)
-    if snap is None:
-        raise InputError(f"{path} holds no trained model (no snapshots); run `facetwin train`")
-    return snap
 
 
 def load_model(
