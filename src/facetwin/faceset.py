@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -124,6 +125,64 @@ def encode_png(image: np.ndarray, rgb: bool = True) -> bytes:
     if not ok:
         raise OutputError("PNG encoding failed")
     return buf.tobytes()
+
+
+@dataclass
+class FaceRow:
+    """One face as a writer hands it to the face set (extract's faces, bridged gaps included).
+
+    The store encodes it (:meth:`columns`): writers never build SQL or blobs. ``masks`` and
+    ``embedding`` may still be in flight (a ``Future``) while extract overlaps PNG encoding and
+    embedding with the next frames; :meth:`FaceSet.commit_frames` takes them resolved.
+    """
+
+    source_id: int
+    frame: int
+    face: int
+    file: str | None
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray
+    landmarks_smooth: np.ndarray | None
+    matrix: np.ndarray
+    detector: str
+    track: int | None
+    masks: Any = None  # PNG bytes of the mask channels (None for a bridged face)
+    embedding: Any = None  # (128,) float32, or None
+    embedding_frame: int | None = None
+    blur: float | None = None
+    yaw: float | None = None
+    pitch: float | None = None
+    roll: float | None = None
+    bridged: bool = False
+
+    def columns(self) -> dict[str, object]:
+        """The faces table's values for this row."""
+        if isinstance(self.embedding, bytes) or self.embedding is None:
+            emb = self.embedding
+        else:
+            emb = _blob(self.embedding, np.float32)
+        return {
+            "source_id": self.source_id,
+            "frame": self.frame,
+            "face": self.face,
+            "file": self.file,
+            "box": json.dumps([round(float(v), 2) for v in self.box]),
+            "score": self.score,
+            "landmarks": _blob(self.landmarks, np.float32),
+            "landmarks_smooth": _blob(self.landmarks_smooth, np.float32),
+            "matrix": _blob(self.matrix, np.float64),
+            "masks": self.masks,
+            "embedding": emb,
+            "embedding_frame": self.embedding_frame,
+            "detector": self.detector,
+            "blur": self.blur,
+            "yaw": self.yaw,
+            "pitch": self.pitch,
+            "roll": self.roll,
+            "track": self.track,
+            "bridged": int(self.bridged),
+        }
 
 
 def _blob(a: np.ndarray | None, dtype: type) -> bytes | None:
@@ -436,7 +495,7 @@ class FaceSet:
         source_id: int,
         next_frame: int,
         frames: Iterable[tuple[int, int]],
-        faces: Iterable[dict[str, object]],
+        faces: Iterable[FaceRow],
         tracks: Iterable[tuple[object, ...]] = (),
     ) -> None:
         """Record processed frames, their faces and the tracker state, and advance the source,
@@ -447,7 +506,8 @@ class FaceSet:
                 "INSERT OR REPLACE INTO frames VALUES (?,?,?)",
                 [(source_id, f, n) for f, n in frames],
             )
-            for row in faces:
+            for face in faces:
+                row = face.columns()
                 cols = ", ".join(row)
                 c.execute(
                     f"INSERT OR REPLACE INTO faces ({cols}) VALUES ({', '.join('?' * len(row))})",
@@ -456,7 +516,7 @@ class FaceSet:
             c.execute("UPDATE sources SET next_frame=? WHERE id=?", (next_frame, source_id))
 
     def finish_source(
-        self, source_id: int, smooth: dict[int, np.ndarray], bridged: Iterable[dict[str, object]]
+        self, source_id: int, smooth: dict[int, np.ndarray], bridged: Iterable[FaceRow]
     ) -> None:
         """Store smoothed landmarks (face id -> (68, 2)) and bridged faces; mark the source done."""
         with self.transaction() as c:
@@ -465,7 +525,8 @@ class FaceSet:
                 "UPDATE faces SET landmarks_smooth=? WHERE id=?",
                 [(_blob(v, np.float32), k) for k, v in smooth.items()],
             )
-            for row in bridged:
+            for face in bridged:
+                row = face.columns()
                 c.execute(
                     f"INSERT INTO faces ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                     tuple(row.values()),

@@ -36,7 +36,7 @@ from facetwin.face.boxes import iou
 from facetwin.face.masks import face_mask
 from facetwin.face.pose import head_pose
 from facetwin.face.tracking import smooth_track
-from facetwin.faceset import DB_NAME, FACES_DIR, FaceSet, encode_png
+from facetwin.faceset import DB_NAME, FACES_DIR, FaceRow, FaceSet, encode_png
 from facetwin.interrupt import GracefulStop
 from facetwin.lock import exclusive, lock_path_for
 from facetwin.media.files import atomic_write_bytes, make_folder
@@ -176,45 +176,42 @@ class Extractor:
         track: Track | None,
         emb: np.ndarray | Future[np.ndarray] | None,
         emb_frame: int | None,
-    ) -> dict:
+    ) -> FaceRow:
         name = self.fs.face_file(sid, stem, frame, face)
         # PNG encoding (cv2 drops the GIL) overlaps with the next frames; _commit waits for it
         masks = self.pool.submit(self._write_face, name, fd.aligned, fd.masks)
-        return {
-            "source_id": sid,
-            "frame": frame,
-            "face": face,
-            "file": name,
-            "box": json.dumps([round(float(v), 2) for v in fd.det.box]),
-            "score": round(float(fd.det.score), 5),
-            "landmarks": fd.landmarks.astype(np.float32).tobytes(),
-            "landmarks_smooth": fd.landmarks.astype(np.float32).tobytes()
-            if track is None
-            else None,
-            "matrix": fd.matrix.astype(np.float64).tobytes(),
-            "masks": masks,
-            "embedding": emb,
-            "embedding_frame": emb_frame,
-            "detector": self.cfg.detector,
-            "blur": round(fd.blur, 4),
-            "yaw": round(fd.pose[0], 3),
-            "pitch": round(fd.pose[1], 3),
-            "roll": round(fd.pose[2], 3),
-            "track": face if track is None else track.id,
-            "bridged": 0,
-        }
+        return FaceRow(
+            source_id=sid,
+            frame=frame,
+            face=face,
+            file=name,
+            box=fd.det.box,
+            score=round(float(fd.det.score), 5),
+            landmarks=fd.landmarks,
+            landmarks_smooth=fd.landmarks if track is None else None,
+            matrix=fd.matrix,
+            detector=self.cfg.detector,
+            track=face if track is None else track.id,
+            masks=masks,
+            embedding=emb,
+            embedding_frame=emb_frame,
+            blur=round(fd.blur, 4),
+            yaw=round(fd.pose[0], 3),
+            pitch=round(fd.pose[1], 3),
+            roll=round(fd.pose[2], 3),
+        )
 
     def _write_face(self, name: str, aligned: np.ndarray, masks: np.ndarray) -> bytes:
         self.fs.write_png(name, encode_png(aligned))
         return encode_png(masks, rgb=False)
 
     @staticmethod
-    def _resolve(rows: list[dict]) -> list[dict]:
+    def _resolve(rows: list[FaceRow]) -> list[FaceRow]:
         """Wait for the face images of ``rows`` to be on disk; put their mask PNGs in."""
         for row in rows:
-            if isinstance(row["masks"], Future):
-                row["masks"] = row["masks"].result()
-            row["embedding"] = _emb_bytes(row["embedding"])
+            if isinstance(row.masks, Future):
+                row.masks = row.masks.result()
+            row.embedding = _emb_bytes(row.embedding)
         return rows
 
     # images -------------------------------------------------------------------------------
@@ -233,7 +230,7 @@ class Extractor:
             return
         h, w = img.shape[:2]
         sid = self.fs.add_source(key, "image", w, h, None, 1)
-        rows: list[dict] = []
+        rows: list[FaceRow] = []
         for d in detect_full(self.det, img, self.cfg.max_detect_side):
             fd = analyse_face(img, d, self.cfg.size, self.cfg.coverage)
             emb = self.embed(img, fd.landmarks)
@@ -259,7 +256,7 @@ class Extractor:
         tracks = self._restore_tracks(sid, start)
         bar.update(start)
         frames: list[tuple[int, int]] = []
-        rows: list[dict] = []
+        rows: list[FaceRow] = []
         last = start - 1
         # Ctrl-C is honoured between frames, after a commit of every finished frame; a second
         # Ctrl-C stops at once and only the frames since the last commit are redone on resume
@@ -289,7 +286,7 @@ class Extractor:
         sid: int,
         next_frame: int,
         frames: list[tuple[int, int]],
-        rows: list[dict],
+        rows: list[FaceRow],
         tracks: list[Track],
     ) -> None:
         state = [
@@ -332,7 +329,7 @@ class Extractor:
 
     def _video_frame(
         self, sid: int, stem: str, idx: int, frame: np.ndarray, tracks: list[Track]
-    ) -> tuple[list[Track], list[dict]]:
+    ) -> tuple[list[Track], list[FaceRow]]:
         cfg = self.cfg
         k = idx // cfg.every
         found: list[tuple[Track | None, Detection]] = []
@@ -358,7 +355,7 @@ class Extractor:
                 else:
                     found.append((None, d))
         alive: list[Track] = []
-        rows: list[dict] = []
+        rows: list[FaceRow] = []
         next_id = self._next_track_id(sid, tracks)
         for known, d in found:
             t = known or Track(next_id, d.box, idx)
@@ -385,7 +382,7 @@ class Extractor:
         for r in recs:
             per_frame[r.frame] = per_frame.get(r.frame, 0) + 1
         smooth: dict[int, np.ndarray] = {}
-        bridged: list[dict] = []
+        bridged: list[FaceRow] = []
         by_track: dict[int, list] = {}
         for r in recs:
             by_track.setdefault(r.track or 0, []).append(r)
@@ -405,23 +402,22 @@ class Extractor:
                 x0, y0 = lm.min(0)
                 x1, y1 = lm.max(0)
                 bridged.append(
-                    {
-                        "source_id": sid,
-                        "frame": f,
-                        "face": face,
-                        "file": None,
-                        "box": json.dumps([round(float(v), 2) for v in (x0, y0, x1, y1)]),
-                        "score": 0.0,
-                        "landmarks": lm.astype(np.float32).tobytes(),
-                        "landmarks_smooth": lm.astype(np.float32).tobytes(),
-                        "matrix": alignment_matrix(lm, self.cfg.size, self.cfg.coverage).tobytes(),
-                        "masks": None,
-                        "embedding": None if prev.embedding is None else prev.embedding.tobytes(),
-                        "embedding_frame": prev.embedding_frame,
-                        "detector": "bridge",
-                        "track": tid,
-                        "bridged": 1,
-                    }
+                    FaceRow(
+                        source_id=sid,
+                        frame=f,
+                        face=face,
+                        file=None,
+                        box=(x0, y0, x1, y1),
+                        score=0.0,
+                        landmarks=lm,
+                        landmarks_smooth=lm,
+                        matrix=alignment_matrix(lm, self.cfg.size, self.cfg.coverage),
+                        detector="bridge",
+                        track=tid,
+                        embedding=prev.embedding,
+                        embedding_frame=prev.embedding_frame,
+                        bridged=True,
+                    )
                 )
         self.fs.finish_source(sid, smooth, bridged)
 
