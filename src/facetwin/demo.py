@@ -201,42 +201,22 @@ def evaluate_pair(
     return result
 
 
-def run_demo(
-    output: str | Path = "demo_out",
-    iterations: int | None = None,
-    device: str = "auto",
-    minutes: float | None = None,
-) -> dict[str, object]:
-    """Run every stage into ``output``; returns (and writes) a summary with the key metrics.
-
-    Training runs to ``iterations`` (the recipe's count by default) so that every machine makes
-    the same model; ``minutes`` instead trains for a wall-clock budget.
-    """
-    from facetwin.device import resolve_device
+def train_pair(
+    out: Path,
+    sets: dict[str, Path],
+    dev: str,
+    iterations: int | None,
+    minutes: float | None,
+) -> tuple[Path, Any, dict[str, Any]]:
+    """Train the recipe for this device on both face sets, the last part of each clip held
+    out: (model folder, the train result, the recipe)."""
     from facetwin.train.trainer import TrainConfig, train
 
-    if iterations is not None and iterations < 1:
-        raise UsageError("--iterations must be >= 1")
-    if minutes is not None and minutes <= 0:
-        raise UsageError("--minutes must be > 0")
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
     gpu = dev.startswith("cuda")
-    t_all = time.perf_counter()
-    times: dict[str, float] = {}
-
-    t = _stage(1, "extract faces of both people")
-    sets = extract_pair(out, dev)
-    times["extract"] = time.perf_counter() - t
-
     recipe = dict(GPU_RECIPE if gpu else CPU_RECIPE)
     if minutes is None and iterations is None:
         iterations = GPU_ITERATIONS if gpu else CPU_ITERATIONS
-    arch = recipe["arch"]
-    budget = f"{iterations} iterations" if iterations else f"{minutes:g} minutes"
-    t = _stage(2, f"train '{arch}' to {budget} on {dev} (last {HOLDOUT:.0%} of each clip held out)")
-    model = out / f"model_{arch}"
+    model = out / f"model_{recipe['arch']}"
     cfg = TrainConfig(
         faceset_a=str(sets["a"]),
         faceset_b=str(sets["b"]),
@@ -253,7 +233,43 @@ def run_demo(
         # second call resumes exactly) tells how fast this machine is before the long wait.
         probe = train(replace(cfg, iterations=min(PROBE_ITERATIONS, iterations)))
         warn_if_slow(probe.samples_per_s, iterations, cfg.batch)
-    result = train(cfg)
+    return model, train(cfg), recipe
+
+
+def run_demo(
+    output: str | Path = "demo_out",
+    iterations: int | None = None,
+    device: str = "auto",
+    minutes: float | None = None,
+) -> dict[str, object]:
+    """Run every stage into ``output``; returns (and writes) a summary with the key metrics.
+
+    Training runs to ``iterations`` (the recipe's count by default) so that every machine makes
+    the same model; ``minutes`` instead trains for a wall-clock budget.
+    """
+    from facetwin.device import resolve_device
+
+    if iterations is not None and iterations < 1:
+        raise UsageError("--iterations must be >= 1")
+    if minutes is not None and minutes <= 0:
+        raise UsageError("--minutes must be > 0")
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    t_all = time.perf_counter()
+    times: dict[str, float] = {}
+
+    t = _stage(1, "extract faces of both people")
+    sets = extract_pair(out, dev)
+    times["extract"] = time.perf_counter() - t
+
+    gpu = dev.startswith("cuda")
+    arch = (GPU_RECIPE if gpu else CPU_RECIPE)["arch"]
+    if minutes is None and iterations is None:
+        iterations = GPU_ITERATIONS if gpu else CPU_ITERATIONS
+    budget = f"{iterations} iterations" if iterations else f"{minutes:g} minutes"
+    t = _stage(2, f"train '{arch}' to {budget} on {dev} (last {HOLDOUT:.0%} of each clip held out)")
+    model, result, recipe = train_pair(out, sets, dev, iterations, minutes)
     times["train"] = time.perf_counter() - t
 
     t = _stage(3, "convert: woman -> man's face, man -> woman's face (and side by side)")
@@ -265,9 +281,31 @@ def run_demo(
     times["eval"] = time.perf_counter() - t
 
     _stage(5, "summary")
+    summary = write_summary(out, dev, recipe, result, times, t_all, metrics, model, sets)
+    print(format_figures(metrics))
+    for key, value in summary["outputs"].items():
+        print(f"  {key}: {value}")
+    print(f"  summary: {out / 'summary.json'}  ({summary['total_seconds']} s)")
+    return summary
+
+
+def write_summary(
+    out: Path,
+    dev: str,
+    recipe: dict[str, Any],
+    result: Any,
+    times: dict[str, float],
+    t_all: float,
+    metrics: dict[str, dict[str, Any]],
+    model: Path,
+    sets: dict[str, Path],
+) -> dict[str, Any]:
+    """summary.json: what ran, how long each stage took, the held-out figures, the outputs."""
+    from facetwin.media.files import atomic_write_bytes
+
     summary: dict[str, Any] = {
         "device": dev,
-        "arch": arch,
+        "arch": recipe["arch"],
         "recipe": recipe,
         "iterations": result.iterations,
         "samples_per_s": result.samples_per_s,
@@ -282,13 +320,7 @@ def run_demo(
             "reports": [str(out / f"report_{k}" / "report.html") for k in DIRECTIONS],
         },
     }
-    from facetwin.media.files import atomic_write_bytes
-
     atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2, default=str).encode())
-    print(format_figures(metrics))
-    for key, value in summary["outputs"].items():
-        print(f"  {key}: {value}")
-    print(f"  summary: {out / 'summary.json'}  ({summary['total_seconds']} s)")
     return summary
 
 

@@ -414,15 +414,8 @@ class _Run:
         deadline = None if cfg.minutes is None else t_start + cfg.minutes * 60
         bad_run = skipped = 0
         stopped = "iterations"
-        bar = tqdm(
-            total=cfg.iterations,
-            initial=start,
-            unit="it",
-            disable=not self.progress,
-            dynamic_ncols=True,
-            smoothing=0.05,
-            desc=f"train {self.arch}",
-        )
+        bar = tqdm(total=cfg.iterations, initial=start, unit="it", disable=not self.progress,
+                   dynamic_ncols=True, smoothing=0.05, desc=f"train {self.arch}")  # fmt: skip
         log_file = self.open_log() if self.dist.main else None
         batches = iter(loader)
         latch = _InterruptLatch()
@@ -440,25 +433,10 @@ class _Run:
                     if timeup:
                         stopped = "minutes"
                         break
-                    t0 = time.perf_counter()
-                    batch = next(batches)
-                    t1 = time.perf_counter()
-                    if batch["iteration"] != self.iteration:
-                        raise RuntimeError(
-                            f"loader gave iteration {batch['iteration']}, expected {self.iteration}"
-                        )
-                    self.set_lr()
-                    out = self.step(batch)
-                    meter.add(t0, t1, time.perf_counter())
-                    self.iteration += 1
+                    out = self.next_step(batches, meter)
                     if not out.finite:
                         skipped, bad_run = skipped + 1, bad_run + 1
-                        if bad_run >= MAX_BAD_STEPS:
-                            raise FacetwinError(
-                                f"loss was NaN/inf for {bad_run} iterations in a row; "
-                                "lower --lr or check the face sets"
-                            )
-                        self.rollback()
+                        self.bad_step(bad_run)
                         continue
                     bad_run = 0
                     self.losses = (out.loss_a, out.loss_b)
@@ -483,6 +461,30 @@ class _Run:
             self.write_preview(preview)
         ddp.barrier(self.dist)
         return self.result(start, meter.wait, meter.busy, skipped, stopped, snap)
+
+    def next_step(self, batches: Iterator[dict[str, Any]], meter: _Meter) -> StepOutput:
+        """One iteration: the next batch (it must be this iteration's), the rate, the step."""
+        t0 = time.perf_counter()
+        batch = next(batches)
+        t1 = time.perf_counter()
+        if batch["iteration"] != self.iteration:
+            raise RuntimeError(
+                f"loader gave iteration {batch['iteration']}, expected {self.iteration}"
+            )
+        self.set_lr()
+        out = self.step(batch)
+        meter.add(t0, t1, time.perf_counter())
+        self.iteration += 1
+        return out
+
+    def bad_step(self, bad_run: int) -> None:
+        """After a non-finite loss: roll back, or give up after too many in a row."""
+        if bad_run >= MAX_BAD_STEPS:
+            raise FacetwinError(
+                f"loss was NaN/inf for {bad_run} iterations in a row; "
+                "lower --lr or check the face sets"
+            )
+        self.rollback()
 
     def open_log(self) -> Any:
         try:
