@@ -1,26 +1,5 @@
-"""The face set: aligned face PNGs plus one SQLite database - the contract between the stages.
-
-Layout::
-
-    FACESET/
-      faceset.db        SQLite (WAL): meta, sources, frames, faces   (schema below)
-      faces/*.png       aligned faces, size x size, at the stored coverage
-      contact_sheet.png a grid of the faces, for people
-
-Crash safety: a PNG is written to a temporary file and renamed into place *before* the
-transaction that records it commits; frames are committed in batches together with the source's
-``next_frame``. After a crash the database says exactly which frames are done, and redoing a
-frame rewrites the same file name with the same bytes. So an interrupted extraction resumes to
-the same database an uninterrupted one gives.
-
-Schema versions: ``meta.schema_version``; opening a newer one than this code knows is refused with
-the reason, an older one is migrated here (none yet: version 1 is the first).
-
-Damaged and crafted face sets: every read goes through this class, which turns a damaged
-database page (``sqlite3.DatabaseError``) and any stored value of the wrong type, length or shape
-into an :class:`InputError` that names the face set, and refuses a face file name that would
-lead outside ``faces/`` (``../../etc/passwd``, an absolute path, a symlink out of the folder).
-"""
+"""The face set store (:class:`FaceSet`): one SQLite database and the aligned PNGs beside it;
+see :mod:`facetwin.faceset` for the layout and the guarantees."""
 
 from __future__ import annotations
 
@@ -29,230 +8,28 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 
 from facetwin.errors import InputError, OutputError, UsageError
-from facetwin.face.align import transform_points
+from facetwin.faceset.rows import (
+    DB_NAME,
+    FACES_DIR,
+    SCHEMA,
+    SCHEMA_VERSION,
+    FaceRecord,
+    FaceRow,
+    as_array,
+    as_blob,
+    as_box,
+    as_int,
+    as_num,
+    as_text,
+    safe_face_file,
+)
 from facetwin.media.files import atomic_write_bytes
 from facetwin.media.image import decode_image
-
-SCHEMA_VERSION = 1
-DB_NAME = "faceset.db"
-FACES_DIR = "faces"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sources (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,              -- 'image' or 'video'
-    width INTEGER, height INTEGER, fps REAL, frame_count INTEGER,
-    next_frame INTEGER NOT NULL DEFAULT 0,   -- frames below this are committed
-    status TEXT NOT NULL DEFAULT 'running'   -- 'running' | 'done'
-);
-CREATE TABLE IF NOT EXISTS frames (
-    source_id INTEGER NOT NULL, frame INTEGER NOT NULL, faces INTEGER NOT NULL,
-    PRIMARY KEY (source_id, frame)
-);
-CREATE TABLE IF NOT EXISTS faces (
-    id INTEGER PRIMARY KEY,
-    source_id INTEGER NOT NULL, frame INTEGER NOT NULL, face INTEGER NOT NULL,
-    file TEXT,                       -- aligned PNG under faces/, NULL for bridged faces
-    box TEXT NOT NULL,               -- JSON [x0, y0, x1, y1], image pixels
-    score REAL NOT NULL,
-    landmarks BLOB NOT NULL,         -- float32 (68, 2) raw, image pixels
-    landmarks_smooth BLOB,           -- float32 (68, 2) after bridging/smoothing (video)
-    matrix BLOB NOT NULL,            -- float64 (2, 3) image -> aligned crop
-    masks BLOB,                      -- grey PNG: 255 components, >= 128 extended
-    embedding BLOB,                  -- float32 (128,)
-    embedding_frame INTEGER,         -- frame the embedding was computed on (tracks reuse it)
-    detector TEXT NOT NULL,
-    blur REAL, yaw REAL, pitch REAL, roll REAL,
-    track INTEGER,
-    bridged INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (source_id, frame, face)
-);
-CREATE TABLE IF NOT EXISTS tracks (   -- tracker state, committed with the frames (resume)
-    source_id INTEGER NOT NULL, track INTEGER NOT NULL,
-    last_frame INTEGER NOT NULL, box TEXT NOT NULL,
-    embedding BLOB, embedding_frame INTEGER, keep INTEGER NOT NULL,
-    PRIMARY KEY (source_id, track)
-);
-CREATE INDEX IF NOT EXISTS faces_track ON faces (source_id, track, frame);
-"""
-
-
-@dataclass
-class FaceRecord:
-    """One face row. Arrays are decoded; ``file`` is relative to the face set's faces/ folder."""
-
-    id: int
-    source_id: int
-    source: str
-    frame: int
-    face: int
-    file: str | None
-    box: tuple[float, float, float, float]
-    score: float
-    landmarks: np.ndarray
-    landmarks_smooth: np.ndarray | None
-    matrix: np.ndarray
-    embedding: np.ndarray | None
-    embedding_frame: int | None
-    detector: str
-    blur: float | None
-    yaw: float | None
-    pitch: float | None
-    roll: float | None
-    track: int | None
-    bridged: bool
-
-    @property
-    def landmarks_aligned(self) -> np.ndarray:
-        """Raw landmarks in aligned-crop pixels."""
-
-        return transform_points(self.landmarks, self.matrix).astype(np.float32)
-
-
-def encode_png(image: np.ndarray, rgb: bool = True) -> bytes:
-    img = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if rgb and image.ndim == 3 else image
-    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise OutputError("PNG encoding failed")
-    return buf.tobytes()
-
-
-@dataclass
-class FaceRow:
-    """One face as a writer hands it to the face set (extract's faces, bridged gaps included).
-
-    The store encodes it (:meth:`columns`): writers never build SQL or blobs. ``masks`` and
-    ``embedding`` may still be in flight (a ``Future``) while extract overlaps PNG encoding and
-    embedding with the next frames; :meth:`FaceSet.commit_frames` takes them resolved.
-    """
-
-    source_id: int
-    frame: int
-    face: int
-    file: str | None
-    box: tuple[float, float, float, float]
-    score: float
-    landmarks: np.ndarray
-    landmarks_smooth: np.ndarray | None
-    matrix: np.ndarray
-    detector: str
-    track: int | None
-    masks: Any = None  # PNG bytes of the mask channels (None for a bridged face)
-    embedding: Any = None  # (128,) float32, or None
-    embedding_frame: int | None = None
-    blur: float | None = None
-    yaw: float | None = None
-    pitch: float | None = None
-    roll: float | None = None
-    bridged: bool = False
-
-    def columns(self) -> dict[str, object]:
-        """The faces table's values for this row."""
-        if isinstance(self.embedding, bytes) or self.embedding is None:
-            emb = self.embedding
-        else:
-            emb = _blob(self.embedding, np.float32)
-        return {
-            "source_id": self.source_id,
-            "frame": self.frame,
-            "face": self.face,
-            "file": self.file,
-            "box": json.dumps([round(float(v), 2) for v in self.box]),
-            "score": self.score,
-            "landmarks": _blob(self.landmarks, np.float32),
-            "landmarks_smooth": _blob(self.landmarks_smooth, np.float32),
-            "matrix": _blob(self.matrix, np.float64),
-            "masks": self.masks,
-            "embedding": emb,
-            "embedding_frame": self.embedding_frame,
-            "detector": self.detector,
-            "blur": self.blur,
-            "yaw": self.yaw,
-            "pitch": self.pitch,
-            "roll": self.roll,
-            "track": self.track,
-            "bridged": int(self.bridged),
-        }
-
-
-def _blob(a: np.ndarray | None, dtype: type) -> bytes | None:
-    return None if a is None else np.ascontiguousarray(a, dtype=dtype).tobytes()
-
-
-def _arr(b: bytes | None, dtype: type, shape: tuple[int, ...]) -> np.ndarray | None:
-    """Decode a stored array: ValueError unless it is a blob of exactly ``shape`` finite values."""
-    if b is None:
-        return None
-    if not isinstance(b, bytes):
-        raise ValueError(f"a {type(b).__name__} where an array blob belongs")
-    need = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    if len(b) != need:
-        raise ValueError(f"an array blob of {len(b)} bytes where {need} belong")
-    a: np.ndarray = np.frombuffer(b, dtype=dtype).reshape(shape).copy()
-    if not np.isfinite(a).all():
-        raise ValueError("an array with NaN or infinite values")
-    return a
-
-
-def _int(v: object, name: str, optional: bool = False) -> int | None:
-    if v is None and optional:
-        return None
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise ValueError(f"{name} is {v!r}, not a whole number")
-    return v
-
-
-def _num(v: object, name: str, optional: bool = True) -> float | None:
-    if v is None and optional:
-        return None
-    if not isinstance(v, int | float) or isinstance(v, bool) or not np.isfinite(v):
-        raise ValueError(f"{name} is {v!r}, not a number")
-    return float(v)
-
-
-def _text(v: object, name: str) -> str:
-    if not isinstance(v, str):
-        raise ValueError(f"{name} is {v!r}, not text")
-    return v
-
-
-def safe_face_file(name: object) -> str:
-    """``name`` if it is a plain file name inside faces/ (no folder part, not hidden); else
-    ValueError - a crafted face set must not make facetwin read outside its folder."""
-    if (
-        not isinstance(name, str)
-        or not name
-        or name.startswith(".")
-        or any(c in name for c in "/\\\0")
-        or len(name) > 255
-    ):
-        raise ValueError(f"face file {name!r} is not a file name inside {FACES_DIR}/")
-    return name
-
-
-def _box(text: object) -> tuple[float, float, float, float]:
-    try:
-        box = json.loads(text) if isinstance(text, str) else None
-    except ValueError:
-        box = None
-    if (
-        not isinstance(box, list)
-        or len(box) != 4
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
-        or not np.isfinite(box).all()
-    ):
-        raise ValueError(f"box {str(text)[:40]!r} is not a JSON list of 4 numbers")
-    return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
 
 
 class FaceSet:
@@ -314,7 +91,7 @@ class FaceSet:
             conn = sqlite3.connect(root / DB_NAME)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            conn.executescript(SCHEMA)
         except (OSError, sqlite3.OperationalError) as e:
             if conn is not None:
                 conn.close()
@@ -442,15 +219,15 @@ class FaceSet:
         """A sources row as a dict; InputError when a value has the wrong type."""
         try:
             out: dict[str, object] = {
-                "id": _int(r[0], "id"),
-                "path": _text(r[1], "path"),
-                "kind": _text(r[2], "kind"),
-                "width": _int(r[3], "width", True),
-                "height": _int(r[4], "height", True),
-                "fps": _num(r[5], "fps"),
-                "frame_count": _int(r[6], "frame_count", True),
-                "next_frame": _int(r[7], "next_frame"),
-                "status": _text(r[8], "status"),
+                "id": as_int(r[0], "id"),
+                "path": as_text(r[1], "path"),
+                "kind": as_text(r[2], "kind"),
+                "width": as_int(r[3], "width", True),
+                "height": as_int(r[4], "height", True),
+                "fps": as_num(r[5], "fps"),
+                "frame_count": as_int(r[6], "frame_count", True),
+                "next_frame": as_int(r[7], "next_frame"),
+                "status": as_text(r[8], "status"),
             }
         except (ValueError, IndexError) as e:
             raise InputError(f"face set {self.root} is damaged: source {r[0]!r}: {e}") from None
@@ -523,7 +300,7 @@ class FaceSet:
             c.execute("DELETE FROM faces WHERE source_id=? AND bridged=1", (source_id,))
             c.executemany(
                 "UPDATE faces SET landmarks_smooth=? WHERE id=?",
-                [(_blob(v, np.float32), k) for k, v in smooth.items()],
+                [(as_blob(v, np.float32), k) for k, v in smooth.items()],
             )
             for face in bridged:
                 row = face.columns()
@@ -560,26 +337,26 @@ class FaceSet:
         """A checked face record: InputError when a stored value has the wrong type or shape."""
         try:
             return FaceRecord(
-                id=_int(r[0], "id"),  # type: ignore[arg-type]
-                source_id=_int(r[1], "source_id"),  # type: ignore[arg-type]
-                source=_text(r[2], "source path"),
-                frame=_int(r[3], "frame"),  # type: ignore[arg-type]
-                face=_int(r[4], "face"),  # type: ignore[arg-type]
+                id=as_int(r[0], "id"),  # type: ignore[arg-type]
+                source_id=as_int(r[1], "source_id"),  # type: ignore[arg-type]
+                source=as_text(r[2], "source path"),
+                frame=as_int(r[3], "frame"),  # type: ignore[arg-type]
+                face=as_int(r[4], "face"),  # type: ignore[arg-type]
                 file=None if r[5] is None else safe_face_file(r[5]),
-                box=_box(r[6]),
-                score=_num(r[7], "score", False),  # type: ignore[arg-type]
-                landmarks=_arr(r[8], np.float32, (68, 2)),  # type: ignore[arg-type]
-                landmarks_smooth=_arr(r[9], np.float32, (68, 2)),
-                matrix=_arr(r[10], np.float64, (2, 3)),  # type: ignore[arg-type]
-                embedding=_arr(r[11], np.float32, (128,)),
-                embedding_frame=_int(r[12], "embedding_frame", True),
-                detector=_text(r[13], "detector"),
-                blur=_num(r[14], "blur"),
-                yaw=_num(r[15], "yaw"),
-                pitch=_num(r[16], "pitch"),
-                roll=_num(r[17], "roll"),
-                track=_int(r[18], "track", True),
-                bridged=bool(_int(r[19], "bridged")),
+                box=as_box(r[6]),
+                score=as_num(r[7], "score", False),  # type: ignore[arg-type]
+                landmarks=as_array(r[8], np.float32, (68, 2)),  # type: ignore[arg-type]
+                landmarks_smooth=as_array(r[9], np.float32, (68, 2)),
+                matrix=as_array(r[10], np.float64, (2, 3)),  # type: ignore[arg-type]
+                embedding=as_array(r[11], np.float32, (128,)),
+                embedding_frame=as_int(r[12], "embedding_frame", True),
+                detector=as_text(r[13], "detector"),
+                blur=as_num(r[14], "blur"),
+                yaw=as_num(r[15], "yaw"),
+                pitch=as_num(r[16], "pitch"),
+                roll=as_num(r[17], "roll"),
+                track=as_int(r[18], "track", True),
+                bridged=bool(as_int(r[19], "bridged")),
             )
         except (ValueError, TypeError, IndexError) as e:
             raise InputError(f"face set {self.root} is damaged: face {r[0]!r}: {e}") from None
