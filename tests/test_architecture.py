@@ -38,7 +38,7 @@ RANK = {
 #: module is imported inside a function, so that a command that does not need them never waits.
 HEAVY = {"torch", "dlib", "av"}
 #: The entry points import each command's stage when that command runs.
-DISPATCHERS = {"facetwin.cli", "facetwin.demo"}
+DISPATCHERS = {"facetwin.cli", "facetwin.cli.commands", "facetwin.cli.options", "facetwin.demo"}
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,9 @@ def test_imports_inside_functions_are_lazy_heavy_ones():
 def test_the_checks_see_what_they_check():
     """Guards against a test that cannot fail: the parser finds the imports it should."""
     found = internal(imports())
-    assert any(i.source == "facetwin.faceset.rows" and i.target == "facetwin.face.align" for i in found)
+    assert any(
+        i.source == "facetwin.faceset.rows" and i.target == "facetwin.face.align" for i in found
+    )
     assert any(not i.top and i.source == "facetwin.convert.swap" for i in found)
     heavy = heavy_modules(imports())
     assert "facetwin.train.models" in heavy and "facetwin.face.align" not in heavy
