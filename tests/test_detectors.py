@@ -168,9 +168,7 @@ def test_mtcnn_no_false_alarm_beside_a_real_face(mtcnn) -> None:
     assert len(found) == 1 and found[0].score > 0.99
 
 
-PHOTOS = sorted(
-    p.name for p in (Path(__file__).resolve().parents[1] / "data" / "images").glob("*.jpg")
-)
+PHOTOS = sorted(p.name for p in (DATA / "images").glob("*.jpg"))
 
 
 @pytest.mark.parametrize("name", [n for n in PHOTOS if n != "fr_obama.jpg"])
