@@ -51,14 +51,12 @@ def args_info(i: argparse.ArgumentParser) -> None:
 
 
 def args_train(t: argparse.ArgumentParser) -> None:
-    from facetwin.device import DEVICE_CHOICES
+    """The model, the run's length and its snapshots; then the recipe (:func:`_train_recipe`)."""
+    from facetwin.train.models import ARCHITECTURES
 
     t.add_argument("-A", dest="faceset_a", metavar="FACESET_A", help="face set of identity A")
     t.add_argument("-B", dest="faceset_b", metavar="FACESET_B", help="face set of identity B")
     t.add_argument("-m", "--model", required=True, metavar="MODEL_DIR")
-    from facetwin.train.config import AMP_CHOICES, MASK_CHOICES
-    from facetwin.train.losses import TERMS
-    from facetwin.train.models import ARCHITECTURES
 
     t.add_argument(
         "--arch",
@@ -78,6 +76,15 @@ def args_train(t: argparse.ArgumentParser) -> None:
         metavar="M",
         help="and at least every M minutes (5; 0: by iterations only); a clean stop always saves",
     )
+    _train_recipe(t)
+
+
+def _train_recipe(t: argparse.ArgumentParser) -> None:
+    """How the model learns: crop, rate and schedule, loss, precision, data, device."""
+    from facetwin.device import DEVICE_CHOICES
+    from facetwin.train.config import AMP_CHOICES, MASK_CHOICES
+    from facetwin.train.losses import TERMS
+
     t.add_argument("--coverage", type=float, help="training crop coverage (1.0 = tight face)")
     t.add_argument("--lr", type=float, help="peak learning rate (5e-5)")
     t.add_argument(
@@ -159,6 +166,20 @@ def args_convert(c: argparse.ArgumentParser) -> None:
         "extracted with): " + DETECTORS.describe("dlib-hog"),
     )
     c.add_argument("--no-smooth", action="store_true", help="turn landmark smoothing off")
+    _convert_blending(c)
+    c.add_argument("--preview", type=int, metavar="N", help="write frame N only")
+    c.add_argument("--side-by-side", action="store_true", help="original and swap side by side")
+    c.add_argument(
+        "--no-label",
+        action="store_true",
+        help="do not label the output as synthetic (prints a warning)",
+    )
+    c.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+
+
+def _convert_blending(c: argparse.ArgumentParser) -> None:
+    """How the drawn face goes into the frame: sharpening, the blend edge, whom to swap,
+    occluders."""
     c.add_argument(
         "--sharpen",
         type=float,
@@ -193,14 +214,6 @@ def args_convert(c: argparse.ArgumentParser) -> None:
         action="store_true",
         help="paste the face over hands and other occluders too (skips one model pass a frame)",
     )
-    c.add_argument("--preview", type=int, metavar="N", help="write frame N only")
-    c.add_argument("--side-by-side", action="store_true", help="original and swap side by side")
-    c.add_argument(
-        "--no-label",
-        action="store_true",
-        help="do not label the output as synthetic (prints a warning)",
-    )
-    c.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
 
 
 def args_verify(v: argparse.ArgumentParser) -> None:
