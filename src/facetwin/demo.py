@@ -152,24 +152,18 @@ def convert_pair(
 
 
 def figures(m: dict[str, Any]) -> dict[str, Any]:
-    """The headline figures of one eval (issue 11's goals), flat."""
-    ident, att, tmp, bl = m["identity"], m["attributes"], m["temporal"], m["blending"]
-    to_a, to_b = ident.get("swap_to_a_mean"), ident.get("swap_to_b_mean")
-    return {
+    """The headline figures of one eval (the catalogue's, with issue 11's goals), flat."""
+    from facetwin.eval import catalog
+
+    out: dict[str, Any] = {
         "frames": m["frames"].get("compared"),
         "start_frame": m.get("inputs", {}).get("start_frame"),
-        "id_retrieval": ident.get("id_retrieval"),
-        "swap_to_target": to_b,
-        "swap_to_source": to_a,
-        "nearer_target_by": None if to_a is None or to_b is None else to_a - to_b,
-        "sharpness_ratio": bl.get("sharpness_ratio"),
-        "pose_error_mean": att.get("pose_error_mean"),
-        "roll_error_mean": att.get("roll_error_mean"),
-        "pose_error_centred_mean": att.get("pose_error_centred_mean"),
-        "expression_error_mean": att.get("expression_error_mean"),
-        "landmark_jitter_ratio": tmp.get("landmark_jitter_ratio"),
-        "flicker_ratio": tmp.get("flicker_ratio"),
+        "swap_to_target": m["identity"].get("swap_to_b_mean"),
+        "swap_to_source": m["identity"].get("swap_to_a_mean"),
     }
+    out.update({f.key: f.value(m) for f in catalog.headline()})
+    out["nearer_target_by"] = out["nearer_b_by"]  # the name summary.json has always used
+    return out
 
 
 def evaluate_pair(
@@ -324,39 +318,21 @@ def write_summary(
     return summary
 
 
-#: (figure, label, format, goal test, goal text) - issue 11's goals for the held-out frames.
-GOALS: list[tuple[str, str, str, Any, str]] = [
-    ("id_retrieval", "ID retrieval", "{:.0%}", lambda v: v >= 0.95, ">= 95%"),
-    ("nearer_target_by", "nearer the target by", "{:+.3f}", lambda v: v >= 0.10, ">= 0.10"),
-    ("sharpness_ratio", "sharpness swap/original", "{:.2f}", lambda v: v >= 0.6, ">= 0.6"),
-    ("pose_error_mean", "pose error (deg)", "{:.1f}", lambda v: v <= 5, "<= 5"),
-    # roll needs no depth, so it is the part of the pose estimate a face's shape cannot fake
-    ("roll_error_mean", "  of it roll (deg)", "{:.1f}", lambda v: True, "(docs/metrics.md)"),
-    (
-        "pose_error_centred_mean",
-        "  offset removed (deg)",
-        "{:.1f}",
-        lambda v: True,
-        "(docs/metrics.md)",
-    ),
-    ("expression_error_mean", "expression error", "{:.3f}", lambda v: True, "(lower is better)"),
-    ("landmark_jitter_ratio", "landmark jitter ratio", "{:.2f}", lambda v: v <= 1.1, "<= 1.1"),
-    ("flicker_ratio", "flicker ratio", "{:.2f}", lambda v: v <= 1.1, "<= 1.1"),
-]
-
-
 def format_figures(metrics: dict[str, dict[str, Any]]) -> str:
     """The held-out figures of both directions as a small table with the goal of each."""
+    from facetwin.eval import catalog
+
     names = list(metrics)
     head = f"  {'held-out frames':26s}" + "".join(f"{n:>16s}" for n in names) + "   goal"
     lines = [head]
     frames = "".join(f"{str(metrics[n].get('frames')):>16s}" for n in names)
     lines.append(f"  {'frames compared':26s}{frames}")
-    for key, label, fmt, ok, goal in GOALS:
+    for fig in catalog.headline():
+        label, goal = fig.demo_label, fig.goal_text
         cells = ""
         for n in names:
-            v = metrics[n].get(key)
-            text = "n/a" if v is None else fmt.format(v) + ("" if ok(v) else " *")
+            v = metrics[n].get(fig.key)
+            text = "n/a" if v is None else fig.fmt.format(v) + ("" if fig.meets(v) else " *")
             cells += f"{text:>16s}"
         lines.append(f"  {label:26s}{cells}   {goal}")
     lines.append("  (* = goal not met)")

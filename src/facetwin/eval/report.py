@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facetwin.eval import catalog
 from facetwin.eval.svg import histogram, line_plot
 from facetwin.media.files import atomic_write_bytes, make_folder
 from facetwin.media.image import encode_image
@@ -40,39 +41,6 @@ td.v { text-align: right; font-variant-numeric: tabular-nums; }
 figure { display: inline-block; margin: 6px; } figcaption { font-size: 12px; color: #444; }
 img { display: block; }
 """
-
-# (section, key, label, how to read it)
-_SUMMARY = [
-    (
-        "identity",
-        "id_retrieval",
-        "ID retrieval (nearer B than A)",
-        "share of swapped faces; 1 = all B",
-    ),
-    ("identity", "swap_to_b_mean", "distance swap - B", "dlib embedding; < 0.6 ~ same person"),
-    ("identity", "swap_to_a_mean", "distance swap - A", "higher = less of A left"),
-    ("identity", "swap_to_original_mean", "distance swap - its original face", "0 = unchanged"),
-    ("identity", "original_id_retrieval_a", "originals nearer A than B", "sanity check of A/B, ~1"),
-    ("attributes", "pose_error_mean", "pose error (deg, L2 of yaw/pitch/roll)", "0 = pose kept"),
-    (
-        "attributes",
-        "pose_error_centred_mean",
-        "pose error, constant offset removed (deg)",
-        "follows the head frame by frame",
-    ),
-    ("attributes", "expression_error_mean", "expression error (IOD)", "eyes + mouth, 0 = kept"),
-    ("temporal", "landmark_jitter_in", "landmark jitter, original (IOD)", ""),
-    ("temporal", "landmark_jitter_out", "landmark jitter, swap (IOD)", ""),
-    ("temporal", "landmark_jitter_ratio", "landmark jitter ratio (out / in)", "1 = no added shake"),
-    ("temporal", "shape_jitter_ratio", "shape jitter ratio (out / in)", "non-rigid shake only"),
-    ("temporal", "flicker_in", "flicker, original (luma levels)", ""),
-    ("temporal", "flicker_out", "flicker, swap (luma levels)", ""),
-    ("temporal", "flicker_ratio", "flicker ratio (out / in)", "1 = no added flicker"),
-    ("blending", "border_step_swap", "colour step at mask border, swap (dE)", ""),
-    ("blending", "border_step_original", "colour step at mask border, original (dE)", ""),
-    ("blending", "border_step_excess", "border step excess (swap - original)", "0 = seamless"),
-    ("blending", "color_shift_dE", "face colour shift vs original (dE)", ""),
-]
 
 
 def _fmt(v: object) -> str:
@@ -175,12 +143,12 @@ def _sample_html(s: Sample) -> str:
 def render_html(metrics: dict, samples: list[Sample]) -> str:
     """The whole report as one HTML string (no external files, scripts or fonts)."""
     rows = []
-    for section, key, label, hint in _SUMMARY:
-        part = metrics.get(section)
-        if isinstance(part, dict) and key in part:
+    for fig in catalog.ordered():
+        part = metrics.get(fig.section)
+        if isinstance(part, dict) and fig.key in part:
             rows.append(
-                f"<tr><td>{escape(label)}</td><td class='v'>{_fmt(part[key])}</td>"
-                f"<td class='note'>{escape(hint)}</td></tr>"
+                f"<tr><td>{escape(fig.label)}</td><td class='v'>{_fmt(part[fig.key])}</td>"
+                f"<td class='note'>{escape(fig.reading)}</td></tr>"
             )
     fr = metrics.get("frames", {})
     ident = metrics.get("identity", {})

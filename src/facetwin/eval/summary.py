@@ -31,6 +31,10 @@ def _nan(v: object) -> float:
     return float("nan") if v is None else float(v)  # type: ignore[arg-type]
 
 
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 def identity_summary(pairs: list[FacePair], refs: IdentityRefs) -> tuple[dict[str, object], dict]:
     """Identity summary and per-pair distances (keyed by ``id(pair)``)."""
     mean_a, source_a = refs.mean_a, refs.source_a
@@ -69,6 +73,7 @@ def identity_summary(pairs: list[FacePair], refs: IdentityRefs) -> tuple[dict[st
         "id_retrieval_a": M.nearer_share(s_a, s_b),
         "swap_to_b_mean": M.finite_mean(s_b),
         "swap_to_a_mean": M.finite_mean(s_a),
+        "nearer_b_by": _difference(M.finite_mean(s_a), M.finite_mean(s_b)),
         "swap_to_original_mean": M.finite_mean(col("swap_to_orig")),
         "original_id_retrieval_a": M.nearer_share(o_a, o_b),
         "original_to_a_mean": M.finite_mean(o_a),
