@@ -227,17 +227,11 @@ def save_snapshot(
         tmp.mkdir()
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
-        files: dict[str, dict[str, Any]] = {}
         extra = [
             (aux_file(k), {n: t.detach().cpu().contiguous() for n, t in v.items()})
             for k, v in (aux or {}).items()
         ]
-        for name, tensors in [(MODEL_FILE, weights), (OPTIM_FILE, opt_tensors), *extra]:
-            # Straight to the file (no 1 GB bytes object for original's Adam state), then
-            # hashed back from the page cache.
-            st_save_file(tensors, str(tmp / name), metadata={"format": FORMAT})
-            files[name] = {"sha256": _sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
-            _fsync_file(tmp / name)
+        files = _write_tensor_files(tmp, [(MODEL_FILE, weights), (OPTIM_FILE, opt_tensors), *extra])
         doc = {
             "format": FORMAT,
             "version": VERSION,
@@ -250,15 +244,7 @@ def save_snapshot(
         }
         _write(tmp / STATE_FILE, json.dumps(doc, indent=1).encode())
         _fsync_dir(tmp)
-        if final.exists():  # the same iteration saved again: keep it until the new one is in
-            os.replace(final, old)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if old.exists() and not final.exists():
-                os.replace(old, final)
-            raise
-        _fsync_dir(root)
+        _swap_in(tmp, final, old)
     except (OSError, SafetensorError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
         prev = latest_snapshot(Path(model_dir))
@@ -270,6 +256,34 @@ def save_snapshot(
     shutil.rmtree(old, ignore_errors=True)
     prune(Path(model_dir), keep)
     return final
+
+
+def _write_tensor_files(
+    folder: Path, files: list[tuple[str, Mapping[str, torch.Tensor]]]
+) -> dict[str, dict[str, Any]]:
+    """Each (name, tensors) as a safetensors file in ``folder``, synced; their sha256 and size.
+    Straight to the file (no 1 GB bytes object for original's Adam state), then hashed back
+    from the page cache."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, tensors in files:
+        st_save_file(dict(tensors), str(folder / name), metadata={"format": FORMAT})
+        out[name] = {"sha256": _sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
+        _fsync_file(folder / name)
+    return out
+
+
+def _swap_in(tmp: Path, final: Path, old: Path) -> None:
+    """Rename the finished ``tmp`` to ``final``; a snapshot of the same iteration already there
+    moves aside to ``old`` first and comes back if the rename fails."""
+    if final.exists():
+        os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if old.exists() and not final.exists():
+            os.replace(old, final)
+        raise
+    _fsync_dir(final.parent)
 
 
 def snapshot_reason(snapshot: Path) -> str:
