@@ -479,23 +479,7 @@ def _extract_into(
     ex = Extractor(fs, det, cfg, refs, embed)
     try:
         try:
-            videos = [s for s in sources if s[1] == "video"]
-            images = [s for s in sources if s[1] == "image"]
-            if images:
-                for path, _, explicit in tqdm(
-                    images, desc="photos", unit="img", disable=not cfg.progress
-                ):
-                    ex.image(path, explicit)
-            with tqdm(
-                total=total or None,
-                desc="video",
-                unit="frame",
-                disable=not cfg.progress or not videos,  # no empty bar for photos only
-                smoothing=0.1,
-            ) as bar:
-                for path, _, _ in videos:
-                    bar.set_postfix_str(path.name)
-                    ex.video(path, bar)
+            _run_sources(ex, sources, total, cfg.progress)
             counts = fs.counts()
             if counts["faces"]:
                 write_contact_sheet(fs)
@@ -522,6 +506,29 @@ def _extract_into(
         processed=ex.frames_done,
         no_face=ex.no_face,
     )
+
+
+def _run_sources(
+    ex: Extractor, sources: list[tuple[Path, str, bool]], total: int, progress: bool
+) -> None:
+    """Photos first (one bar), then the videos (one bar over all their frames)."""
+    videos = [s for s in sources if s[1] == "video"]
+    images = [s for s in sources if s[1] == "image"]
+    # no bar at all for a kind that is not there (an empty bar reads as a failure)
+    for path, _, explicit in tqdm(
+        images, desc="photos", unit="img", disable=not progress or not images
+    ):
+        ex.image(path, explicit)
+    with tqdm(
+        total=total or None,
+        desc="video",
+        unit="frame",
+        disable=not progress or not videos,  # no empty bar for photos only
+        smoothing=0.1,
+    ) as bar:
+        for path, _, _ in videos:
+            bar.set_postfix_str(path.name)
+            ex.video(path, bar)
 
 
 def _stored_faces(root: Path) -> int:

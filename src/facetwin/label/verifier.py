@@ -110,6 +110,28 @@ def _sample_frames(container, count: int) -> list[np.ndarray]:  # type: ignore[n
     return frames
 
 
+def _verify_image(path: Path) -> VerifyReport:
+    """:func:`verify` of a photo: its tag and the watermark in it."""
+    data = read_bytes(path)
+    rgb = decode_image(data)  # the codecs' own messages silenced, empty data is None
+    if rgb is None:
+        raise InputError(f"{path}: not a readable image")
+    tag, malformed = tags_in_bytes(data)
+    result = detect_or_none(rgb)
+    score = result.score if result else 0.0
+    return VerifyReport(
+        path=path,
+        kind="image",
+        metadata_tag=tag,
+        watermark_found=bool(result and result.found),
+        frames_checked=1,
+        frames_marked=int(bool(result and result.found)),
+        score=score,
+        pooled_score=score,
+        malformed_tags=malformed,
+    )
+
+
 def verify(path: str | os.PathLike[str], max_frames: int = 16) -> VerifyReport:
     """Check a file for both labels: the metadata tag and the watermark.
 
@@ -128,24 +150,7 @@ def verify(path: str | os.PathLike[str], max_frames: int = 16) -> VerifyReport:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        data = read_bytes(path)
-        rgb = decode_image(data)  # the codecs' own messages silenced, empty data is None
-        if rgb is None:
-            raise InputError(f"{path}: not a readable image")
-        tag, malformed = tags_in_bytes(data)
-        result = detect_or_none(rgb)
-        score = result.score if result else 0.0
-        return VerifyReport(
-            path=path,
-            kind="image",
-            metadata_tag=tag,
-            watermark_found=bool(result and result.found),
-            frames_checked=1,
-            frames_marked=int(bool(result and result.found)),
-            score=score,
-            pooled_score=score,
-            malformed_tags=malformed,
-        )
+        return _verify_image(path)
     import av
 
     with open_video(path) as container:
