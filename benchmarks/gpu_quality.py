@@ -53,8 +53,8 @@ def train_one(name: str, sets: Path, out: Path, minutes: float, dry: bool) -> No
 
     spec = dict(RUNS[name])
     gan = GanLossConfig(**spec.pop("gan", {}))
-    iterations = 30 if dry else spec.pop("iterations")
-    spec.pop("iterations", None)
+    target = spec.pop("iterations")
+    iterations = 30 if dry else target
     recipe = {**GPU_RECIPE, **spec}
     if dry:
         recipe.update(workers=1, schedule={"kind": "cosine", "warmup": 5, "final": 0.05})

@@ -112,9 +112,9 @@ def gpu_claims() -> Iterator[tuple[str, str]]:
     first, second = d["session_1"], d["session_2_resumed"]
     for name, label in (("original", "`original`"), ("gan", "`gan`")):
         t1 = first[f"train_{name}"]
-        for session, minutes in ((first, t1["train_seconds"]), (second, None)):
+        for session, before in ((first, 0.0), (second, t1["train_seconds"])):
             t = session[f"train_{name}"]
-            minutes = t["train_seconds"] if session is first else t1["train_seconds"] + t["train_seconds"]  # fmt: skip
+            minutes = before + t["train_seconds"]  # the resumed session adds to the first
             w, m = session[f"eval_{name}"]["woman_as_man"], session[f"eval_{name}"]["man_as_woman"]
 
             def two(key: str, digits: int, w: dict = w, m: dict = m) -> str:

@@ -39,6 +39,7 @@ from facetwin.face.align import (
     warp_face,
 )
 from facetwin.face.masks import face_mask
+from facetwin.model_meta import embedding_vector
 
 #: Pixels of frame kept around the crop square's bounding box (the Poisson boundary needs some).
 ROI_MARGIN = 4
@@ -96,10 +97,7 @@ class SwapModel:
         """
         ident = (self.meta.get("identities") or {}).get(side) or {}
         emb = ident.get("mean_embedding", self.meta.get(f"mean_embedding_{side}"))
-        if emb is None:
-            return None
-        arr = np.asarray(emb, np.float32).reshape(-1)
-        return arr if arr.shape == (128,) else None
+        return embedding_vector(emb)  # the check eval's ModelMeta applies
 
     def __call__(self, crops: list[np.ndarray], side: str) -> list[np.ndarray]:
         """Swapped faces (RGB uint8) for crops (RGB uint8, input size) by decoder ``side``."""

@@ -31,10 +31,6 @@ def _nan(v: object) -> float:
     return float("nan") if v is None else float(v)  # type: ignore[arg-type]
 
 
-def _difference(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
-
-
 def identity_summary(pairs: list[FacePair], refs: IdentityRefs) -> tuple[dict[str, object], dict]:
     """Identity summary and per-pair distances (keyed by ``id(pair)``)."""
     mean_a, source_a = refs.mean_a, refs.source_a
@@ -59,6 +55,7 @@ def identity_summary(pairs: list[FacePair], refs: IdentityRefs) -> tuple[dict[st
         return np.array([per[id(p)].get(key, np.nan) for p in pairs], np.float64)
 
     s_a, s_b, o_a, o_b = col("swap_to_a"), col("swap_to_b"), col("orig_to_a"), col("orig_to_b")
+    to_a, to_b = M.finite_mean(s_a), M.finite_mean(s_b)
     out: dict[str, object] = {
         "source_a": source_a,
         "source_b": refs.source_b,
@@ -71,9 +68,9 @@ def identity_summary(pairs: list[FacePair], refs: IdentityRefs) -> tuple[dict[st
         ),
         "id_retrieval": M.nearer_share(s_b, s_a),
         "id_retrieval_a": M.nearer_share(s_a, s_b),
-        "swap_to_b_mean": M.finite_mean(s_b),
-        "swap_to_a_mean": M.finite_mean(s_a),
-        "nearer_b_by": _difference(M.finite_mean(s_a), M.finite_mean(s_b)),
+        "swap_to_b_mean": to_b,
+        "swap_to_a_mean": to_a,
+        "nearer_b_by": None if to_a is None or to_b is None else to_a - to_b,
         "swap_to_original_mean": M.finite_mean(col("swap_to_orig")),
         "original_id_retrieval_a": M.nearer_share(o_a, o_b),
         "original_to_a_mean": M.finite_mean(o_a),
