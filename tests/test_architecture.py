@@ -2,7 +2,7 @@
 imports form no cycle, and an import inside a function is a documented lazy one.
 
 The order (docs/pipeline.md): errors < registry, device, interrupt, lock < media < face, label
-< faceset, model_meta < extract < train < convert < eval < demo < cli. A module may import its own package
+< faceset, model_meta < extract < train < convert < eval < demo, jobs < studio < cli. A module may import its own package
 and anything of a lower rank; two packages of one rank do not import each other.
 """
 
@@ -32,13 +32,22 @@ RANK = {
     "convert": 7,
     "eval": 8,
     "demo": 9,
-    "cli": 10,
+    "jobs": 9,
+    "studio": 10,
+    "cli": 11,
 }
 #: Libraries slow to import (torch ~1.5 s) or needing native models: the only reason a facetwin
 #: module is imported inside a function, so that a command that does not need them never waits.
 HEAVY = {"torch", "dlib", "av"}
 #: The entry points import each command's stage when that command runs.
-DISPATCHERS = {"facetwin.cli", "facetwin.cli.commands", "facetwin.cli.options", "facetwin.demo"}
+DISPATCHERS = {
+    "facetwin.cli",
+    "facetwin.cli.commands",
+    "facetwin.cli.options",
+    "facetwin.cli.jobs",
+    "facetwin.cli.studio",
+    "facetwin.demo",
+}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from facetwin.cli.commands import (
     cmd_train,
     cmd_verify,
 )
+from facetwin.cli.jobs import args_jobs, cmd_jobs
 from facetwin.cli.options import (
     args_convert,
     args_demo,
@@ -33,6 +34,7 @@ from facetwin.cli.options import (
     args_train,
     args_verify,
 )
+from facetwin.cli.studio import args_studio, cmd_studio
 from facetwin.errors import FacetwinError
 
 CONSENT = (
@@ -66,6 +68,16 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, ArgsFn]] = {
         args_eval,
     ),
     "demo": (cmd_demo, "Run the whole pipeline on the bundled clips.", args_demo),
+    "jobs": (
+        cmd_jobs,
+        "Queue extract/train/convert/eval steps in a project folder and run them (resumable).",
+        args_jobs,
+    ),
+    "studio": (
+        cmd_studio,
+        "Open the local web studio on a project folder (needs the [studio] extra).",
+        args_studio,
+    ),
 }
 
 
