@@ -83,6 +83,23 @@ def cfg(**kw) -> ConvertConfig:  # type: ignore[no-untyped-def]
     return ConvertConfig(progress=False, preset="veryfast", **kw)
 
 
+#: Pixels (max over RGB above 12 grey levels: well above codec error) that a swapped face
+#: changes at the least in a frame of the woman's clip; the swap paints a face of 10-25k pixels.
+MIN_CHANGED = 2_000
+
+
+def changed_pixels(a: np.ndarray, b: np.ndarray) -> int:
+    """How many pixels of two frames differ by more than codec error."""
+    return int((np.abs(a.astype(int) - b).max(-1) > 12).sum())
+
+
+def min_changed(src: Path, out: Path) -> int:
+    """The fewest changed pixels over all frames of ``out`` against ``src`` (same count)."""
+    a, b = frames_of(src), frames_of(out)
+    assert len(a) == len(b)
+    return min(changed_pixels(x, y) for x, y in zip(a, b))
+
+
 # -- video -------------------------------------------------------------------------------------
 
 
@@ -104,7 +121,12 @@ def test_video_keeps_frames_fps_size_audio_and_is_labelled(woman_clip, model_dir
     assert report.watermark_found and report.metadata_tag and "synthetic" in report.metadata_tag
     assert not (tmp_path / f"swapped.mp4{PARTS_SUFFIX}").exists()
     assert {"detect", "model", "blend", "encode"} <= set(s.timings)
-    print(f"\n[convert] 50 frames: {s.frames_per_second} frames/s, split {s.timings}")
+    least = min_changed(woman_clip, out)
+    assert least > MIN_CHANGED  # every frame shows the swapped face
+    print(
+        f"\n[convert] 50 frames: {s.frames_per_second} frames/s, split {s.timings}; "
+        f"at least {least} pixels changed per frame"
+    )
 
 
 def test_frames_without_faces_pass_through_untouched(faceset_man, model_dir, tmp_path):
@@ -123,7 +145,7 @@ def test_frames_without_faces_pass_through_untouched(faceset_man, model_dir, tmp
         sid = fs.source(str(MAN_NOFACE.resolve()))["id"]
         rois = {r.frame: r for r in fs.faces(include_bridged=True, source_id=sid)}
     model = load_swap_model(model_dir, "cpu")
-    errs_face, errs_none = [], []
+    errs_face, errs_none, swapped = [], [], []
     for i, (x, y) in enumerate(zip(a, b)):
         diff = np.abs(x.astype(int) - y).mean(-1)
         keep = np.ones(diff.shape, bool)
@@ -133,13 +155,16 @@ def test_frames_without_faces_pass_through_untouched(faceset_man, model_dir, tmp
             x0, y0, x1, y1 = square_roi(m, model.input_size, x.shape, margin=8)
             keep[y0:y1, x0:x1] = False
             errs_face.append(diff[keep].mean())
+            swapped.append(changed_pixels(x[y0:y1, x0:x1], y[y0:y1, x0:x1]))
         else:
             errs_none.append(diff.mean())
     assert len(errs_none) == 97
     assert max(errs_none) < 2.0 and max(errs_face) < 2.0
+    assert min(swapped) > MIN_CHANGED  # while inside the square his face did change
     print(
         f"\n[pass-through] mean |out-in| outside faces: no-face frames max "
-        f"{max(errs_none):.2f}, face frames max {max(errs_face):.2f} grey levels (crf 16)"
+        f"{max(errs_none):.2f}, face frames max {max(errs_face):.2f} grey levels (crf 16); "
+        f"at least {min(swapped)} pixels of his face changed"
     )
 
 
@@ -167,6 +192,8 @@ def test_resume_after_an_interruption(
     assert s.resumed_segments == 1 and s.frames == 50
     assert len(frames_of(out)) == 50 and not parts.exists()
     assert verify(out).watermark_found
+    # the kept segment and the ones encoded after the restart all carry the swapped face
+    assert min_changed(woman_clip, out) > MIN_CHANGED
 
 
 def test_ctrl_c_in_detection_then_resume_swaps_every_frame(
@@ -191,6 +218,7 @@ def test_ctrl_c_in_detection_then_resume_swaps_every_frame(
     monkeypatch.undo()
     s = convert(woman_clip, model_dir, out, cfg())
     assert s.frames == 50 and s.frames_swapped == 50
+    assert min_changed(woman_clip, out) > MIN_CHANGED  # no frame kept the original face
 
 
 # -- blend and colour modes, seams ---------------------------------------------------------------
@@ -212,8 +240,8 @@ def test_every_blend_and_colour_mode_runs(
         assert s.kind == "preview" and s.faces_swapped == 1
         img = read_image(out)
         assert img.shape == frame.shape
-        changed = np.abs(img.astype(int) - frame).max(-1) > 12
-        assert 2_000 < changed.sum() < 0.25 * changed.size, (blend, color)
+        changed = changed_pixels(img, frame)
+        assert MIN_CHANGED < changed < 0.25 * frame.shape[0] * frame.shape[1], (blend, color)
         assert verify(out).labelled
 
 
@@ -425,6 +453,7 @@ def test_preview_side_by_side_writes_one_image(woman_clip, model_dir, tmp_path):
     img, frame = read_image(out), frames_of(woman_clip)[7]
     assert img.shape == (frame.shape[0], 2 * frame.shape[1], 3)
     assert np.abs(img[:, : frame.shape[1]].astype(int) - frame).mean() < 3  # the original half
+    assert changed_pixels(img[:, frame.shape[1] :], frame) > MIN_CHANGED  # the swapped half
     assert not (tmp_path / "p.mp4").exists()
 
 
@@ -480,7 +509,6 @@ def test_no_face_at_all(model_dir, tmp_path, data_dir):
             out.mux(p)
     with pytest.raises(NoFaceError, match="no face"):
         convert(clip, model_dir, tmp_path / "o.mp4", cfg())
-    # a photo of someone who is not the model's source person
     assert not (tmp_path / f"o.mp4{PARTS_SUFFIX}").exists()  # nothing left to resume
     # a photo of someone who is not the model's source person
     with pytest.raises(NoFaceError, match="none of the model"):

@@ -33,6 +33,7 @@ from facetwin.label import (
     embed_watermark,
     false_alarm_bound,
     frames_needed,
+    legacy,
     parse_tag,
     read_label,
     read_video_label,
@@ -41,7 +42,6 @@ from facetwin.label import (
     verifier,
     verify,
     video_metadata,
-    watermark,
     write_image_with_label,
 )
 
@@ -260,14 +260,14 @@ def _scheme1_mark(image: np.ndarray) -> np.ndarray:
     """What facetwin wrote before scheme 2: +-6 on a key-derived pattern of 8x8 DCT band
     coefficients of a 256x256 canonical grid, resized back to the image (spec kept here to
     prove those files still verify)."""
-    signs, bit_of = watermark._v1_carrier()
+    signs, bit_of = legacy._v1_carrier()
     bits = np.unpackbits(np.frombuffer(DEFAULT_PAYLOAD, np.uint8)).astype(float) * 2 - 1
-    rows, cols = zip(*watermark._V1_BAND, strict=True)
+    rows, cols = zip(*legacy._V1_BAND, strict=True)
     coefs = np.zeros((32, 32, 8, 8))
     coefs[:, :, list(rows), list(cols)] = (6.0 * signs * bits[bit_of]).reshape(32, 32, 10)
-    d = watermark._v1_dct_matrix()
+    d = legacy._v1_dct_matrix()
     plane = np.einsum("ji,abjk,kl->abil", d, coefs, d).transpose(0, 2, 1, 3).reshape(256, 256)
-    delta = watermark._resize_axes(plane.astype(np.float32), image.shape[1], image.shape[0])
+    delta = legacy._resize_axes(plane.astype(np.float32), image.shape[1], image.shape[0])
     return np.clip(np.rint(image + delta[..., None]), 0, 255).astype(np.uint8)
 
 
@@ -279,6 +279,21 @@ def test_scheme1_marks_are_still_found(photos: list[np.ndarray], tmp_path: Path)
     cv2.imwrite(str(tmp_path / "old.png"), cv2.cvtColor(old, cv2.COLOR_RGB2BGR))
     assert verify(tmp_path / "old.png").watermark_found
     assert detect_watermark(photos[1]).scheme == 2  # unmarked: the scheme-2 result
+
+
+def test_check_frames_judges_each_frame_as_detect_watermark_does(
+    photos: list[np.ndarray], marked: list[np.ndarray]
+) -> None:
+    """A video's frames get the verdict a still gets (a scheme-1 mark included), a frame too
+    small for the mark is skipped, and only the frames that carry it lift the pooled score."""
+    frames = [marked[0], photos[1], _scheme1_mark(photos[1]), photos[0][:40]]
+    results, pooled = check_frames(frames)
+    assert results[3] is None
+    assert results[:3] == [detect_watermark(f) for f in frames[:3]]
+    assert [r.found for r in results[:3] if r] == [True, False, True]
+    assert results[2] is not None and results[2].scheme == 1
+    _, pooled_plain = check_frames([photos[1], photos[2]])
+    assert pooled_plain < DETECTION_THRESHOLD <= pooled
 
 
 # --- re-upload attacks (issue 15) -----------------------------------------------------------------

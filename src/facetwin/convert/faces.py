@@ -15,7 +15,10 @@ per track rather than per frame means a face is never swapped in one frame and l
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +30,10 @@ from facetwin.extract.landmarks import landmarks_68
 from facetwin.face.align import INNER
 from facetwin.face.tracking import gaussian_smooth
 from facetwin.faceset import FaceRecord, FaceSet
+from facetwin.media.image import read_image
+from facetwin.media.video import is_video_path, probe
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -93,6 +100,28 @@ def check_faceset_identity(
         f"face set {fs.root} shows someone else than side {source_side} of the model "
         f"(identity distance {d:.2f} >= {threshold}); {hint}"
     )
+
+
+def moved_source(fs: FaceSet, path: Path) -> Any:
+    """The face set's source with ``path``'s file name and frame size, when exactly one
+    matches: a video extracted in one place and converted from another is the same video."""
+    rows = [
+        row
+        for src in fs.sources()
+        if Path(str(src["path"])).name == path.name
+        and (row := fs.source(str(src["path"]))) is not None
+    ]
+    if len(rows) != 1:
+        return None
+    if is_video_path(path):
+        info = probe(path)
+        size = (info.width, info.height)
+    else:
+        size = read_image(path).shape[1::-1]
+    if (rows[0]["width"], rows[0]["height"]) != tuple(size):
+        return None
+    log.info("face set %s: using its source %s for %s", fs.root, rows[0]["path"], path)
+    return rows[0]
 
 
 # -- per-track steps (pure functions on arrays) ------------------------------------------------

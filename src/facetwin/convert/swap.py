@@ -172,6 +172,25 @@ def shift_matrix(m: np.ndarray, x0: int, y0: int) -> np.ndarray:
     return out
 
 
+def warp_back(
+    crop: np.ndarray, m: np.ndarray, size: tuple[int, int], border: int, value: float = 0.0
+) -> np.ndarray:
+    """``crop`` (output-crop pixels) into a ``size`` (w, h) ROI through the inverse of ``m``
+    (the ROI-shifted crop matrix), bilinear; ``border`` and ``value`` fill outside the crop."""
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(crop, m, size, flags=flags, borderMode=border, borderValue=value)
+
+
+def hull_region(landmarks: np.ndarray, x0: int, y0: int, square: np.ndarray) -> np.ndarray:
+    """uint8 0/255 (the ROI's shape): the landmarks' convex hull, cut to the crop square (the
+    swapped face exists only there)."""
+    region = np.zeros(square.shape, np.uint8)
+    hull = cv2.convexHull(np.round(np.asarray(landmarks) - [x0, y0]).astype(np.int32))
+    cv2.fillConvexPoly(region, hull, 255, lineType=cv2.LINE_8)
+    region[square < 0.5] = 0
+    return region
+
+
 def make_patch(
     frame: np.ndarray,
     face: np.ndarray,
@@ -192,42 +211,22 @@ def make_patch(
     if roi is None:
         return None
     x0, y0, x1, y1 = roi
-    w, h = x1 - x0, y1 - y0
+    wh = (x1 - x0, y1 - y0)
     m = shift_matrix(m_out, x0, y0)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     # Replicated edges: the square's own alpha cuts the face, so its border pixels must not be
     # darkened by interpolating with a black outside.
-    warped = cv2.warpAffine(face, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    warped = warp_back(face, m, wh, cv2.BORDER_REPLICATE)
     if sharpen > 0:
         warped = unsharp(warped, sharpen, sigma=max(0.5, 1.0 / matrix_scale(m_out)))
-    square = cv2.warpAffine(
-        np.ones((size, size), np.float32),
-        m,
-        (w, h),
-        flags=flags,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
-    original = frame[y0:y1, x0:x1]
-    region = np.zeros((h, w), np.uint8)
-    hull = cv2.convexHull(np.round(np.asarray(landmarks) - [x0, y0]).astype(np.int32))
-    cv2.fillConvexPoly(region, hull, 255, lineType=cv2.LINE_8)
-    region[square < 0.5] = 0
+    square = warp_back(np.ones((size, size), np.float32), m, wh, cv2.BORDER_CONSTANT)
     keep_roi = None
     if keep is not None:
-        keep_roi = cv2.warpAffine(
-            keep.astype(np.float32),
-            m,
-            (w, h),
-            flags=flags,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=1.0,
-        )
+        keep_roi = warp_back(keep.astype(np.float32), m, wh, cv2.BORDER_CONSTANT, 1.0)
     return FacePatch(
         roi=roi,
-        face=mix(original, warped, square),
+        face=mix(frame[y0:y1, x0:x1], warped, square),
         square=square,
-        region=region,
+        region=hull_region(landmarks, x0, y0, square),
         size=size / matrix_scale(m_out),
         keep=keep_roi,
     )

@@ -67,6 +67,11 @@ side, rotation (2 degrees), mirroring, a changed aspect ratio (width squeezed 10
 that lengthen the shorter side (letterboxing a landscape frame) lose the mark; heavier
 compression weakens it (0.5x + CRF 32: 3 of 4 frames, every video still labelled). The metadata
 tag covers those cases only while the file itself is kept.
+
+Where things are: ``watermark.py`` (the public calls: embed, detect, check a video's frames),
+``carrier.py`` (the parameters and key that embedding and detection share), ``search.py``
+(scheme-2 detection), ``legacy.py`` (scheme 1's detector), ``tag.py`` (the metadata tag) and
+``verifier.py`` (:func:`verify`, the verdict on a file).
 """
 
 from __future__ import annotations

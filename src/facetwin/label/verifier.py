@@ -151,6 +151,12 @@ def verify(path: str | os.PathLike[str], max_frames: int = 16) -> VerifyReport:
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return _verify_image(path)
+    return _verify_video(path, max_frames)
+
+
+def _verify_video(path: Path, max_frames: int) -> VerifyReport:
+    """:func:`verify` of a video: its container tags, and the watermark in up to
+    ``max_frames`` sampled frames (pooled, and counted against :func:`frames_needed`)."""
     import av
 
     with open_video(path) as container:
