@@ -272,6 +272,31 @@ def test_start_frame_compares_only_the_frames_from_there_on(clips):
         evaluate(clips["original"], clips["original"], cfg=cfg(start_frame=-1))
 
 
+def test_metrics_choose_the_measures(clips):
+    """``metrics`` runs only the measures named: their numbers are those of a full run, the
+    other sections are null and their per-frame columns absent; every figure of the catalogue
+    is a number some measure computes; an unknown name is a one-line UsageError."""
+    from facetwin.eval import catalog
+
+    full = evaluate(clips["original"], clips["offset"], cfg=cfg(max_frames=6))
+    for fig in catalog.ordered():
+        assert fig.key in full[fig.section], fig.key
+    r = evaluate(
+        clips["original"], clips["offset"], cfg=cfg(max_frames=6, metrics=("flicker", "attributes"))
+    )
+    assert r["config"]["metrics"] == ["attributes", "flicker"]  # in report order
+    assert r["identity"] is None and r["blending"] is None
+    assert r["attributes"] == full["attributes"]
+    flicker = {k: v for k, v in full["temporal"].items() if k.startswith("flicker")}
+    assert r["temporal"] == {"tracks": 1, **flicker}
+    row = r["per_frame"][0]
+    assert "pose_error" in row and "flicker_in" in row
+    assert "id_swap_to_a" not in row and "jitter_in" not in row
+    with pytest.raises(UsageError) as err:
+        evaluate(clips["original"], clips["offset"], cfg=cfg(metrics=("identity", "nope")))
+    assert "unknown metric 'nope'" in one_line(err) and "flicker" in one_line(err)
+
+
 def test_constant_offset_keeps_jitter(clips):
     """The whole clip moved by (7, 5) px: the face shakes no more than before. The remaining
     difference is dlib's landmark noise, which depends on the pixel grid (1-px shifts give

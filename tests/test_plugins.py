@@ -1,21 +1,26 @@
-"""Plugins: adding a detector, an architecture, a blend mode or a colour matcher is adding one file.
+"""Plugins: adding a detector, an architecture, a blend mode, a colour matcher or a metric is
+adding one file.
 
 A plugin from outside facetwin - a module in a temporary folder, named in FACETWIN_PLUGINS -
 shows up in the command's ``--help`` and its choices, and runs: a real detector (OpenCV's
-Haar cascade, shipped inside opencv-python) extracts the bundled photo, and an architecture
-trains. Inside facetwin, a plugin package imports every module beside its ``__init__``.
+Haar cascade, shipped inside opencv-python) extracts the bundled photo, an architecture
+trains, and a metric is computed by ``facetwin eval`` on a real clip and shown in its report.
+Inside facetwin, a plugin package imports every module beside its ``__init__``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 
+import av
+import numpy as np
 import pytest
 
-from conftest import DATA
+from conftest import DATA, MAN
 from facetwin.faceset import FaceSet
 from facetwin.registry import Registry, import_plugins
 
@@ -26,6 +31,8 @@ import numpy as np
 
 from facetwin.convert.blend import BLENDERS
 from facetwin.convert.color import COLOR_MATCHERS
+from facetwin.eval.catalog import Figure
+from facetwin.eval.measures import Chart, Measure, Section, register
 from facetwin.extract.detectors import DETECTORS
 from facetwin.extract.detectors.base import Detection
 from facetwin.train.models import ARCHITECTURES
@@ -68,6 +75,22 @@ def blend_half(original, patch, params):
 @COLOR_MATCHERS.register("grey-world", help="mean colour of the target (test plugin)")
 def match_grey(face, target, mask):
     return face
+
+
+def face_size(inputs):
+    """Eye-corner distance of each original face, in pixels."""
+    per = {id(p): {"test_iod": p.iod} for p in inputs.pairs}
+    mean = float(np.mean([p.iod for p in inputs.pairs]))
+    return Section({"faces": len(per), "iod_mean": mean}, per)
+
+
+register(Measure(
+    "face-size", "eye-corner distance of the faces (test plugin)", "face_size", face_size,
+    columns=("test_iod",),
+    figures=(Figure("face_size", "iod_mean", "face size, IOD in pixels (test plugin)",
+                    "larger = nearer the camera", "{:.1f}"),),
+    charts=(Chart("Face size per frame (test plugin)", "pixels", {"IOD": "test_iod"}),),
+))
 '''
 
 
@@ -96,6 +119,7 @@ def test_external_plugins_appear_in_help(plugin_env):
         ("convert", "half", "half swap, half original"),
         ("convert", "grey-world", "mean colour of the target"),
         ("train", "lite-plugin", "lite under another name"),
+        ("eval", "face-size", "eye-corner distance of the faces (test plugin)"),
     ):
         r = cli([command, "--help"], plugin_env)
         assert r.returncode == 0, r.stderr
@@ -126,6 +150,53 @@ def test_external_architecture_trains(plugin_env, faceset_woman, faceset_man, tm
             plugin_env)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert '"arch": "lite-plugin"' in (model / "config.json").read_text()
+
+
+def short_clip(path, frames: int = 8):
+    """The first frames of the man's clip, lossless (as tests/test_eval.py makes its clips)."""
+    with av.open(str(MAN)) as src, av.open(str(path), "w") as out:
+        stream = None
+        for i, frame in enumerate(src.decode(video=0)):
+            if i == frames:
+                break
+            rgb = frame.to_ndarray(format="rgb24")
+            if stream is None:
+                stream = out.add_stream("libx264rgb", rate=30)
+                stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
+                stream.options = {"crf": "0", "preset": "ultrafast"}
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_external_metric_is_computed_and_reported(plugin_env, tmp_path):
+    """A metric from a plugin module runs in a default eval (every metric) and alone
+    (``--metrics``): its section of metrics.json holds its figure and its per-frame column,
+    report.html shows the figure in its table and its chart, and the command prints it."""
+    clip = short_clip(tmp_path / "clip.mp4")
+    r = cli(["eval", str(clip), str(clip), "-o", str(tmp_path / "all"), "-q"], plugin_env)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "all" / "metrics.json").read_text())
+    iods = [row["test_iod"] for row in m["per_frame"]]
+    assert len(iods) == 8 and min(iods) > 20  # a real face, eye corners tens of pixels apart
+    assert m["face_size"] == {"faces": 8, "iod_mean": pytest.approx(np.mean(iods), abs=1e-5)}
+    assert m["identity"]["id_retrieval_a"] is None  # the built-in metrics ran beside it
+    assert m["temporal"]["flicker_ratio"] == 1.0 and "face-size" in m["config"]["metrics"]
+    html = (tmp_path / "all" / "report.html").read_text()
+    assert "face size, IOD in pixels (test plugin)" in html and "larger = nearer" in html
+    assert f"{m['face_size']['iod_mean']:.4g}" in html
+    assert "Face size per frame (test plugin)" in html
+    assert '"face_size"' in r.stdout
+
+    r = cli(["eval", str(clip), str(clip), "-o", str(tmp_path / "one"), "-q",
+             "--metrics", "face-size"], plugin_env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert one["face_size"] == m["face_size"] and one["config"]["metrics"] == ["face-size"]
+    assert one["identity"] is one["temporal"] is one["blending"] is None
+    assert "Pose error" not in (tmp_path / "one" / "report.html").read_text()
 
 
 def test_a_plugin_that_cannot_be_imported_is_one_line(plugin_env):
@@ -168,3 +239,18 @@ def test_a_plugin_package_imports_every_module_beside_it(tmp_path, monkeypatch):
     assert registry.describe("beta") == "alpha: The alpha thing; beta: The beta thing (default)"
     import_plugins("myplugins")  # importing again registers nothing twice
     assert registry.names() == ["alpha", "beta"]
+
+
+def test_a_metric_declares_a_contract_it_can_keep():
+    """A measure that needs what eval cannot give, or puts a figure in another section than
+    its own, fails when its file is imported, not in a run."""
+    from facetwin.eval.catalog import Figure
+    from facetwin.eval.measures import Measure, Section
+
+    def nothing(inputs: object) -> Section:
+        return Section({})
+
+    with pytest.raises(ValueError, match="unknown needs"):
+        Measure("x", "x", "x", nothing, needs=frozenset({"depth"}))
+    with pytest.raises(ValueError, match="not in 'x'"):
+        Measure("x", "x", "x", nothing, figures=(Figure("identity", "x_mean", "x"),))

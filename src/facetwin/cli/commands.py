@@ -157,15 +157,23 @@ def cmd_eval(a: argparse.Namespace) -> int:
         faceset_a=a.faceset_a,
         faceset_b=a.faceset_b,
         output_dir=a.output,
-        cfg=EvalConfig(progress=not a.quiet, start_frame=a.start_frame, direction=a.direction),
+        cfg=EvalConfig(
+            progress=not a.quiet,
+            start_frame=a.start_frame,
+            direction=a.direction,
+            metrics=a.metrics,
+        ),
     )
     print(json.dumps(headline(m), indent=2, default=str))
     return 0
 
 
 def headline(metrics: dict) -> dict:
-    """The parts of an eval result a person reads first (per-frame curves are in the report)."""
-    keys = ("frames", "identity", "attributes", "temporal", "blending")
+    """The parts of an eval result a person reads first: the frame counts and every measured
+    section, a plugin's too (per-frame curves are in the report)."""
+    from facetwin.eval.measures import sections
+
+    keys = ("frames", *sections())
     return {k: metrics[k] for k in keys if metrics.get(k) is not None}
 
 

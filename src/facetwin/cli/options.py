@@ -4,6 +4,27 @@ a new detector, architecture, blend mode or colour matcher appears here without 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
+
+from facetwin.registry import Registry
+
+
+def names_in(registry: Registry[Any]) -> Callable[[str], tuple[str, ...]]:
+    """An argparse ``type`` for a comma-separated list of ``registry``'s names. One value, not
+    ``nargs="+"``: a list of words would swallow the positional arguments after it."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+        unknown = [n for n in names if n not in registry] or ([] if names else [text])
+        if unknown:
+            choices = ", ".join(registry.names())
+            raise argparse.ArgumentTypeError(
+                f"unknown {registry.kind} {unknown[0]!r}; choose from: {choices}"
+            )
+        return names
+
+    return parse
 
 
 def args_extract(e: argparse.ArgumentParser) -> None:
@@ -221,6 +242,8 @@ def args_verify(v: argparse.ArgumentParser) -> None:
 
 
 def args_eval(ev: argparse.ArgumentParser) -> None:
+    from facetwin.eval.measures import MEASURES
+
     ev.add_argument("original", metavar="ORIGINAL")
     ev.add_argument("swapped", metavar="SWAPPED")
     ev.add_argument("-m", "--model", metavar="MODEL_DIR")
@@ -240,6 +263,13 @@ def args_eval(ev: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="video: compare from frame N on (e.g. the first frame held out of training)",
+    )
+    ev.add_argument(
+        "--metrics",
+        type=names_in(MEASURES),
+        metavar="NAME[,NAME...]",
+        help="measure only these, comma-separated (default: all; the sections of metrics.json "
+        "of the others are null). " + MEASURES.describe(),
     )
 
 

@@ -33,6 +33,9 @@ class EvalConfig:
     start_frame: int = 0  # video: first frame compared (e.g. the first frame held out of training)
     samples: int = 6  # sample frames (original | swap) shown in report.html
     direction: str = "a2b"  # the conversion's: b2a means the original shows the model's B
+    # measures run (names in eval/measures/; None = every registered one). metrics.json's
+    # config lists the ones that ran; the sections of the others are null
+    metrics: tuple[str, ...] | None = None
     progress: bool = True
 
     def check(self) -> None:

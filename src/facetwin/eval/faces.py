@@ -55,11 +55,18 @@ class _Track:
 class Finder:
     """Original faces (with track ids on video) and their counterparts in the swapped frame."""
 
-    def __init__(self, det: Detector, cfg: EvalConfig, video: bool, embed: Embedder) -> None:
+    def __init__(self, det: Detector, cfg: EvalConfig, video: bool, embed: Embedder | None) -> None:
         self.det, self.cfg, self.video, self.embed = det, cfg, video, embed
         self.tracks: list[_Track] = []
         self.next_id = 0
         self.since_full = 0
+
+    def embedding(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """A face's identity embedding. The embedder is made only when a measure run needs
+        embeddings (loading it costs seconds), and then only asked for them."""
+        if self.embed is None:
+            raise RuntimeError("no embedder: no measure of this run needs embeddings")
+        return self.embed(image, landmarks)
 
     def original(self, frame: np.ndarray) -> list[tuple[int, Detection]]:
         dets: list[Detection] | None = None
@@ -192,7 +199,7 @@ def analyse(
         sharp_swap=M.sharpness(swap, region),
     )
     if embed_orig:
-        pair.emb_orig = finder.embed(orig, lm_o)
+        pair.emb_orig = finder.embedding(orig, lm_o)
     sd, full = finder.swap(swap, det.box, full)
     if sd is None:
         return pair, full
@@ -206,5 +213,5 @@ def analyse(
     pair.lab_swap = M.mean_lab(swap, region_s)
     if embed_swap:
         same = pair.emb_orig is not None and _same_face(orig, swap, lm_o, lm_s)
-        pair.emb_swap = pair.emb_orig if same else finder.embed(swap, lm_s)
+        pair.emb_swap = pair.emb_orig if same else finder.embedding(swap, lm_s)
     return pair, full

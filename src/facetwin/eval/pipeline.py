@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -32,17 +32,10 @@ from facetwin.device import resolve_device
 from facetwin.errors import InputError, NoFaceError, UsageError
 from facetwin.eval.config import EvalConfig
 from facetwin.eval.faces import FacePair, Finder, analyse
+from facetwin.eval.measures import Inputs, Measure, columns, needs, ordered, run
 from facetwin.eval.references import IdentityRefs, identity_refs
 from facetwin.eval.report import Sample, write_outputs
-from facetwin.eval.summary import (
-    attribute_summary,
-    blending_summary,
-    clean_json,
-    identity_summary,
-    per_frame_rows,
-    temporal_summary,
-    unpad,
-)
+from facetwin.eval.summary import clean_json, per_frame_rows, unpad
 from facetwin.extract.detectors import Detection, create_detector
 from facetwin.extract.identity import Embedder
 from facetwin.media.files import make_folder
@@ -151,6 +144,73 @@ class _SampleKeeper:
 # -- the evaluation --------------------------------------------------------------------------
 
 
+@dataclass
+class _Source:
+    """The two inputs opened: their frames in lockstep and what is known of them up front."""
+
+    original: Path
+    swapped: Path
+    kind: str  # video | images | image
+    frames: Iterator[tuple[int, str, np.ndarray, np.ndarray]]
+    total: int | None  # frames to compare, when known (the progress bar's length)
+    info: dict[str, object]  # metrics.json's ``inputs``
+
+
+def _kinds(original: Path, swapped: Path) -> str:
+    """The kind both inputs are; UsageError when they differ."""
+    kind_o, kind_s = _kind(original), _kind(swapped)
+    if kind_o != kind_s:
+        raise UsageError(
+            f"{original} is {'a' if kind_o != 'images' else 'an'} {kind_o} "
+            f"but {swapped} is {kind_s}: give two videos, two folders or two images"
+        )
+    return kind_o
+
+
+def _open(original: Path, swapped: Path, kind: str, cfg: EvalConfig) -> _Source:
+    """The frame pairs to compare; a video pair is checked first (:func:`check_video_pair`)."""
+    info: dict[str, object] = {}
+    if kind == "video":
+        counts = check_video_pair(original, swapped, cfg)
+        info["frame_counts"] = counts
+        total = min((c for c in counts if c), default=None)
+        if total is not None:
+            total = max(total - cfg.start_frame, 0)
+        info["start_frame"] = cfg.start_frame
+        frames = _video_pairs(original, swapped, cfg.max_frames, info, cfg.start_frame)
+    else:
+        if kind == "images":
+            pairs_io, missing = pair_images(original, swapped)
+        else:
+            pairs_io, missing = [(original, swapped)], []
+        info["missing_in_swapped"] = missing
+        total = len(pairs_io)
+        frames = _image_pairs(pairs_io, cfg.max_frames)
+    if cfg.max_frames is not None:
+        total = min(total or cfg.max_frames, cfg.max_frames)
+    return _Source(original, swapped, kind, frames, total, info)
+
+
+@contextlib.contextmanager
+def _output_folder(output_dir: str | Path | None) -> Iterator[Path | None]:
+    """The report's folder, made before the work (a report that cannot be written is found out
+    now, not after), and removed again when the work fails and it was made here and is still
+    empty (a report written before is kept)."""
+    if output_dir is None:
+        yield None
+        return
+    out = Path(output_dir)
+    made = not out.exists()
+    make_folder(out, "output folder")
+    try:
+        yield out
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when empty
+        raise
+
+
 def evaluate(
     original: str | Path,
     swapped: str | Path,
@@ -165,53 +225,23 @@ def evaluate(
     ``original`` and ``swapped`` are two videos, two folders (paired by file name) or two
     images, frame for frame the same size. Identity A (the original person) and B (the swap's
     target) come from ``faceset_a``/``faceset_b`` or the model's meta in ``model_dir``; without
-    A the original faces stand in for it, without B only distances are reported. With
-    ``output_dir``, writes metrics.json and report.html there. Returns the metrics (the same
-    dict as metrics.json, JSON-clean).
+    A the original faces stand in for it, without B only distances are reported. ``cfg.metrics``
+    picks the measures (all by default). With ``output_dir``, writes metrics.json and
+    report.html there. Returns the metrics (the same dict as metrics.json, JSON-clean).
     """
     cfg = cfg or EvalConfig()
     cfg.check()
+    measures = ordered(cfg.metrics)  # UsageError for an unknown name
+    cfg = replace(cfg, metrics=tuple(m.name for m in measures))
     t0 = time.perf_counter()
     original, swapped = Path(original), Path(swapped)
-    kind_o, kind_s = _kind(original), _kind(swapped)
-    if kind_o != kind_s:
-        raise UsageError(
-            f"{original} is {'a' if kind_o != 'images' else 'an'} {kind_o} "
-            f"but {swapped} is {kind_s}: give two videos, two folders or two images"
-        )
+    kind = _kinds(original, swapped)
     refs = identity_refs(model_dir, faceset_a, faceset_b, cfg.direction)
-    info: dict[str, object] = {}
-    if kind_o == "video":
-        counts = check_video_pair(original, swapped, cfg)
-        info["frame_counts"] = counts
-        total = min((c for c in counts if c), default=None)
-        if total is not None:
-            total = max(total - cfg.start_frame, 0)
-        info["start_frame"] = cfg.start_frame
-        frames = _video_pairs(original, swapped, cfg.max_frames, info, cfg.start_frame)
-    else:
-        if kind_o == "images":
-            pairs_io, missing = pair_images(original, swapped)
-        else:
-            pairs_io, missing = [(original, swapped)], []
-        info["missing_in_swapped"] = missing
-        total = len(pairs_io)
-        frames = _image_pairs(pairs_io, cfg.max_frames)
-    if cfg.max_frames is not None:
-        total = min(total or cfg.max_frames, cfg.max_frames)
-    out_dir = None if output_dir is None else Path(output_dir)
-    made_dir = out_dir is not None and not out_dir.exists()
-    if out_dir is not None:  # a report that cannot be written is found out now, not after
-        make_folder(out_dir, "output folder")
-    try:
-        result, samples = _evaluate(original, swapped, kind_o, frames, total, refs, info, cfg, t0)
+    src = _open(original, swapped, kind, cfg)
+    with _output_folder(output_dir) as out_dir:
+        result, samples = _evaluate(src, refs, measures, cfg, t0)
         if out_dir is not None:
             write_outputs(result, samples, out_dir)
-    except BaseException:
-        if made_dir and out_dir is not None:
-            with contextlib.suppress(OSError):
-                out_dir.rmdir()  # only when empty: a report written before is kept
-        raise
     return result
 
 
@@ -252,29 +282,24 @@ def check_video_pair(original: Path, swapped: Path, cfg: EvalConfig) -> list[int
 
 
 def _measure(
-    frames: Iterator[tuple[int, str, np.ndarray, np.ndarray]],
-    total: int | None,
-    swapped: Path,
-    finder: Finder,
-    samples: _SampleKeeper,
-    embed_orig: bool,
-    cfg: EvalConfig,
+    src: _Source, finder: Finder, samples: _SampleKeeper, embed_orig: bool, cfg: EvalConfig
 ) -> tuple[list[FacePair], int]:
     """Every original face of every frame paired with its swapped counterpart (and the frame
-    count); the report's sample frames are kept on the way."""
+    count); the report's sample frames are kept on the way. Faces are embedded only when the
+    finder has an embedder (a measure run needs them), the originals only with ``embed_orig``."""
     pairs: list[FacePair] = []
     n_frames = 0
     with tqdm(
-        total=total, desc="eval", unit="frame", disable=not cfg.progress, smoothing=0.1
+        total=src.total, desc="eval", unit="frame", disable=not cfg.progress, smoothing=0.1
     ) as bar:
-        for idx, name, orig, swap in frames:
+        for idx, name, orig, swap in src.frames:
             swap = unpad(swap, orig.shape)
             if orig.shape != swap.shape:
                 raise InputError(
-                    f"{swapped}: {name} is {swap.shape[1]}x{swap.shape[0]} but the original is "
+                    f"{src.swapped}: {name} is {swap.shape[1]}x{swap.shape[0]} but the original is "
                     f"{orig.shape[1]}x{orig.shape[0]}; a swap must keep the original's size"
                 )
-            embed = not finder.video or idx % cfg.embed_every == 0
+            embed = finder.embed is not None and (not finder.video or idx % cfg.embed_every == 0)
             full: list[Detection] | None = None
             for face, (track, d) in enumerate(finder.original(orig)):
                 track_id = track if finder.video else len(pairs)
@@ -291,63 +316,54 @@ def _measure(
     return pairs, n_frames
 
 
+def _check_found(src: _Source, pairs: list[FacePair], n_frames: int) -> None:
+    """InputError / NoFaceError when there is nothing to measure; a warning when one input
+    ended before the other."""
+    if n_frames == 0:
+        raise InputError(f"{src.original}: nothing to compare (no frames)")
+    if not pairs:
+        raise NoFaceError(f"{src.original}: no face found in any of the {n_frames} frames compared")
+    if not any(p.found for p in pairs):
+        raise NoFaceError(
+            f"{src.swapped}: no face found where the original has one "
+            f"({len(pairs)} faces in {n_frames} frames)"
+        )
+    if src.info.get("ended_first"):
+        log.warning(
+            "%s ended first; compared the first %d frames", src.info["ended_first"], n_frames
+        )
+
+
 def _evaluate(
-    original: Path,
-    swapped: Path,
-    kind_o: str,
-    frames: Iterator[tuple[int, str, np.ndarray, np.ndarray]],
-    total: int | None,
-    refs: IdentityRefs,
-    info: dict[str, object],
-    cfg: EvalConfig,
-    t0: float,
+    src: _Source, refs: IdentityRefs, measures: list[Measure], cfg: EvalConfig, t0: float
 ) -> tuple[dict[str, object], list[Sample]]:
     """The measurement of :func:`evaluate` (its inputs checked): the metrics and the report's
     sample frames."""
     device = resolve_device(cfg.device)
-    video = kind_o == "video"
-    finder = Finder(create_detector(cfg.detector, device=device), cfg, video,
-                    Embedder(cfg.embedder, device=device))  # fmt: skip
+    embeds = "embeddings" in needs(measures)
+    finder = Finder(create_detector(cfg.detector, device=device), cfg, src.kind == "video",
+                    Embedder(cfg.embedder, device=device) if embeds else None)  # fmt: skip
     samples = _SampleKeeper(cfg.samples)
-    need_orig = cfg.embed_original or refs.mean_a is None
-    pairs, n_frames = _measure(frames, total, swapped, finder, samples, need_orig, cfg)
-    if n_frames == 0:
-        raise InputError(f"{original}: nothing to compare (no frames)")
-    if not pairs:
-        raise NoFaceError(f"{original}: no face found in any of the {n_frames} frames compared")
+    embed_orig = embeds and (cfg.embed_original or refs.mean_a is None)
+    pairs, n_frames = _measure(src, finder, samples, embed_orig, cfg)
+    _check_found(src, pairs, n_frames)
+    sections, per_face = run(measures, Inputs(pairs, refs, finder.video))
     n_found = sum(p.found for p in pairs)
-    if n_found == 0:
-        raise NoFaceError(
-            f"{swapped}: no face found where the original has one "
-            f"({len(pairs)} faces in {n_frames} frames)"
-        )
-    if info.get("ended_first"):
-        log.warning("%s ended first; compared the first %d frames", info["ended_first"], n_frames)
-    identity, id_per = identity_summary(pairs, refs)
-    attributes, at_per = attribute_summary(pairs)
-    blending, bl_per = blending_summary(pairs)
-    parts = {"identity": id_per, "attributes": at_per, "blending": bl_per}
-    temporal: dict[str, object] | None = None
-    if video:
-        temporal, parts["temporal"] = temporal_summary(pairs)
     secs = time.perf_counter() - t0
     result = {
         "facetwin_version": facetwin.__version__,
-        "kind": kind_o,
-        "original": str(original),
-        "swapped": str(swapped),
-        "inputs": info,
+        "kind": src.kind,
+        "original": str(src.original),
+        "swapped": str(src.swapped),
+        "inputs": src.info,
         "frames": {
             "compared": n_frames,
             "faces": len(pairs),
             "swap_found": n_found,
             "swap_found_rate": n_found / len(pairs),
         },
-        "identity": identity,
-        "attributes": attributes,
-        "temporal": temporal,
-        "blending": blending,
-        "per_frame": per_frame_rows(pairs, parts),
+        **sections,
+        "per_frame": per_frame_rows(pairs, per_face, columns(measures)),
         "config": asdict(cfg),
         "seconds": secs,
         "frames_per_second": n_frames / secs if secs > 0 else None,

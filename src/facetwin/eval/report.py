@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from facetwin.eval import catalog
+from facetwin.eval.measures import Chart, ordered
 from facetwin.eval.svg import histogram, line_plot
 from facetwin.media.files import atomic_write_bytes, make_folder
 from facetwin.media.image import encode_image
@@ -68,64 +69,32 @@ def _main_track(rows: list[dict], kind: str) -> tuple[list[dict], str]:
     return best, note
 
 
+def _curve(chart: Chart, main: list[dict], x: np.ndarray, xlabel: str, note: str) -> str | None:
+    series = {label: (x, _col(main, k)) for label, k in chart.series.items()}
+    if not any(np.isfinite(y).any() for _, y in series.values()):
+        return None
+    return line_plot(series, chart.title + note, xlabel, chart.unit, connect_gaps=chart.sparse)
+
+
+def _histogram(chart: Chart, rows: list[dict]) -> str | None:
+    samples = {label: _col(rows, k) for label, k in chart.series.items()}
+    if not any(np.isfinite(v).any() for v in samples.values()):
+        return None
+    return histogram(samples, chart.title, chart.unit)
+
+
 def charts(metrics: dict) -> list[str]:
-    """The report's SVG charts: per-frame curves of the main face, histograms of all faces."""
-    rows: list[dict] = metrics.get("per_frame") or []  # type: ignore[assignment]
+    """The report's SVG charts, as the measures declare them: per-frame curves of the main
+    face, then histograms of all faces; a chart whose columns hold no value is left out (a
+    measure not run, or one for video only on images)."""
+    rows: list[dict] = metrics.get("per_frame") or []
     kind = str(metrics.get("kind"))
     main, note = _main_track(rows, kind)
-    x = _col(main, "frame")
-    xl = "frame" if kind == "video" else "image"
-    out = []
-
-    def curves(title: str, ylabel: str, keys: dict[str, str], sparse: bool = False) -> None:
-        series = {label: (x, _col(main, k)) for label, k in keys.items()}
-        if any(np.isfinite(y).any() for _, y in series.values()):
-            out.append(line_plot(series, title + note, xl, ylabel, connect_gaps=sparse))
-
-    curves(
-        "Identity distance per frame",
-        "embedding distance",
-        {"swap-B": "id_swap_to_b", "swap-A": "id_swap_to_a", "original-A": "id_original_to_a"},
-        sparse=True,  # embeddings may be computed every few frames only (embed_every)
-    )
-    curves("Pose error per frame", "degrees", {"pose error": "pose_error"})
-    curves("Expression error per frame", "IOD", {"expression error": "expression_error"})
-    if kind == "video":
-        curves(
-            "Landmark jitter per frame",
-            "IOD / frame^2",
-            {"original": "jitter_in", "swap": "jitter_out"},
-        )
-        curves(
-            "Face flicker per frame",
-            "|d mean luma|",
-            {"original": "flicker_in", "swap": "flicker_out"},
-        )
-    curves(
-        "Colour step at the mask border",
-        "delta E",
-        {"original": "border_step_original", "swap": "border_step_swap"},
-    )
-
-    def hist(title: str, xlabel: str, keys: dict[str, str]) -> None:
-        samples = {label: _col(rows, k) for label, k in keys.items()}
-        if any(np.isfinite(v).any() for v in samples.values()):
-            out.append(histogram(samples, title, xlabel))
-
-    hist(
-        "Identity distance (all faces)",
-        "embedding distance",
-        {"swap-B": "id_swap_to_b", "swap-A": "id_swap_to_a"},
-    )
-    hist("Pose error (all faces)", "degrees", {"pose error": "pose_error"})
-    hist("Expression error (all faces)", "IOD", {"expression error": "expression_error"})
-    if kind == "video":
-        hist(
-            "Landmark jitter (all faces)",
-            "IOD / frame^2",
-            {"original": "jitter_in", "swap": "jitter_out"},
-        )
-    return out
+    x, xlabel = _col(main, "frame"), ("frame" if kind == "video" else "image")
+    declared = [c for m in ordered() for c in m.charts]
+    drawn = [_curve(c, main, x, xlabel, note) for c in declared if c.kind == "curve"]
+    drawn += [_histogram(c, rows) for c in declared if c.kind == "histogram"]
+    return [svg for svg in drawn if svg is not None]
 
 
 def _sample_html(s: Sample) -> str:
@@ -150,8 +119,8 @@ def render_html(metrics: dict, samples: list[Sample]) -> str:
                 f"<tr><td>{escape(fig.label)}</td><td class='v'>{_fmt(part[fig.key])}</td>"
                 f"<td class='note'>{escape(fig.reading)}</td></tr>"
             )
-    fr = metrics.get("frames", {})
-    ident = metrics.get("identity", {})
+    fr = metrics.get("frames") or {}
+    ident = metrics.get("identity") or {}
     head = (
         f"<p>original <code>{escape(str(metrics.get('original')))}</code> &nbsp; swapped "
         f"<code>{escape(str(metrics.get('swapped')))}</code> ({escape(str(metrics.get('kind')))})"
