@@ -11,7 +11,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU wheel of torch 2.13.0 lies on disk here; any looser pin pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,studio,ray]'
+	# the studio's browser tests drive Debian's chromium (playwright-python, no browser download)
+	if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium); fi
 	# facenet-pytorch ships the MTCNN weights we load into our own network; its own code pins an
 	# old torch, so install it without dependencies and never import it.
 	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0

@@ -1,7 +1,7 @@
 """The code's shape, read from the source (ast): imports follow the stage order, module-level
 imports form no cycle, and an import inside a function is a documented lazy one.
 
-The order (docs/pipeline.md): errors < registry, device, interrupt, lock < media < face, label
+The order (docs/pipeline.md): errors < registry, cluster, device, interrupt, lock < media < face, label
 < faceset, model_meta < extract < train < convert < eval < demo, jobs < studio < cli. A module may import its own package
 and anything of a lower rank; two packages of one rank do not import each other.
 """
@@ -19,6 +19,7 @@ RANK = {
     "facetwin": 0,  # the package root: __version__
     "errors": 0,
     "registry": 1,
+    "cluster": 1,
     "device": 1,
     "interrupt": 1,
     "lock": 1,
@@ -38,7 +39,7 @@ RANK = {
 }
 #: Libraries slow to import (torch ~1.5 s) or needing native models: the only reason a facetwin
 #: module is imported inside a function, so that a command that does not need them never waits.
-HEAVY = {"torch", "dlib", "av"}
+HEAVY = {"torch", "dlib", "av", "ray"}
 #: The entry points import each command's stage when that command runs.
 DISPATCHERS = {
     "facetwin.cli",

@@ -122,6 +122,9 @@ def cmd_convert(a: argparse.Namespace) -> int:
         threshold=a.threshold,
         occlusion=not a.no_occlusion,
         progress=not a.quiet,
+        segment_frames=a.segment_frames,
+        ray=a.ray,
+        ray_workers=a.ray_workers,
     )
     print(convert(a.input, a.model, a.output, cfg))
     return 0

@@ -196,6 +196,33 @@ def args_convert(c: argparse.ArgumentParser) -> None:
         help="do not label the output as synthetic (prints a warning)",
     )
     c.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    c.add_argument(
+        "--segment-frames",
+        type=int,
+        default=240,
+        metavar="N",
+        help="frames per video segment: what a rerun resumes from, and one Ray task (240)",
+    )
+    _ray_options(c, "a video's frames pass: one task per segment")
+
+
+def _ray_options(p: argparse.ArgumentParser, what: str) -> None:
+    """``--ray [ADDRESS]`` and ``--ray-workers``: batch work on a Ray cluster (docs/scale.md)."""
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help=f"run {what} on Ray: a local cluster started for the run, or the running one at "
+        "ADDRESS ('auto': the one on this machine); needs the [ray] extra",
+    )
+    p.add_argument(
+        "--ray-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="worker processes of the local Ray cluster (0: one per CPU core)",
+    )
 
 
 def _convert_blending(c: argparse.ArgumentParser) -> None:

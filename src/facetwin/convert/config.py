@@ -53,6 +53,8 @@ class ConvertConfig:
     preset: str = "medium"
     segment_frames: int = 240  # frames per resumable video segment
     detector: str = "dlib-hog"
+    ray: str | None = None  # video: run the frames pass on Ray ("local" or a cluster address)
+    ray_workers: int = 0  # local Ray cluster: worker processes (0: one per CPU core)
     max_detect_side: int = 1280
     redetect_every: int = 8
     device: str = "auto"
@@ -136,6 +138,8 @@ def validate(cfg: ConvertConfig) -> None:
     DETECTORS.get(cfg.detector)
     if not 0 <= cfg.crf <= 51:
         raise UsageError(f"crf must be within 0..51, not {cfg.crf}")
+    if cfg.ray_workers < 0:
+        raise UsageError("ray_workers must be 0 (one per CPU core) or more")
     if cfg.segment_frames < 1:
         raise UsageError("segment_frames must be at least 1")
     if cfg.preview is not None and cfg.preview < 0:

@@ -36,6 +36,10 @@ from facetwin.faceset import FaceSet
 
 log = logging.getLogger(__name__)
 
+#: Settings that change how a conversion runs but not what it makes: a run with other values
+#: of these resumes the same job.
+RUN_ONLY = ("progress", "device", "ray", "ray_workers")
+
 
 def make_swapper(model: SwapModel, cfg: ConvertConfig, timer: Timer) -> Swapper:
     """The per-frame swap the settings ask for: the target side's decoder, the colour and blend
@@ -157,7 +161,9 @@ class Converter:
         job: dict[str, Any] = {
             "model_id": self.model.model_id,
             "config": {
-                k: v for k, v in asdict(self.cfg).items() if k not in ("progress", "device")
+                k: v
+                for k, v in asdict(self.cfg).items()
+                if k not in ("progress", "device", "ray", "ray_workers")
             },
         }
         if path is not None:

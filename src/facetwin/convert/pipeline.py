@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from facetwin.cluster import RayConfig
 from facetwin.convert.config import (
     ConvertConfig,
     ConvertSummary,
@@ -45,17 +46,21 @@ from facetwin.convert.config import (
     validate,
 )
 from facetwin.convert.converter import Converter
+from facetwin.convert.on_ray import convert_video_on_ray
 from facetwin.convert.stills import convert_folder, convert_image, convert_preview
 from facetwin.convert.swap import SwapModel, load_swap_model
 from facetwin.convert.video import convert_video, parts_folder
-from facetwin.errors import InputError, NoFaceError
+from facetwin.errors import InputError, NoFaceError, UsageError
 from facetwin.lock import exclusive
 from facetwin.media.files import make_folder
 
 log = logging.getLogger(__name__)
 
+#: A model folder (or snapshot), or an already loaded model (tests, benchmarks).
+ModelArg = str | Path | SwapModel | tuple[Any, dict[str, Any]]
 
-def _convert_locked(conv: Converter, src: Path, dst: Path, kind: str) -> Outcome:
+
+def _convert_locked(conv: Converter, src: Path, dst: Path, kind: str, model: ModelArg) -> Outcome:
     """The conversion itself, once the output is ours. A video run that fails on its input
     (damaged, or no face) removes the ``.parts`` folder it made: there is nothing to resume."""
     if conv.cfg.preview is not None:
@@ -67,14 +72,29 @@ def _convert_locked(conv: Converter, src: Path, dst: Path, kind: str) -> Outcome
     parts = parts_folder(dst)
     had_parts = parts.exists()
     try:
-        return convert_video(conv, src, dst)
+        if conv.cfg.ray is None:
+            return convert_video(conv, src, dst)
+        return _video_on_ray(conv, src, dst, model)
     except (InputError, NoFaceError):
         if not had_parts:
             shutil.rmtree(parts, ignore_errors=True)
         raise
 
 
-def _convert_owned(conv: Converter, src: Path, dst: Path, kind: str) -> Outcome:
+def _video_on_ray(conv: Converter, src: Path, dst: Path, model: ModelArg) -> Outcome:
+    """The video on Ray (``convert/on_ray.py``); the tasks' stage times join the summary's."""
+    if not isinstance(model, (str, Path)):
+        raise UsageError("converting on Ray needs a model folder (its workers load it by path)")
+    ray_cfg = RayConfig(address=str(conv.cfg.ray), workers=conv.cfg.ray_workers)
+    outcome, reports = convert_video_on_ray(conv, model, src, dst, ray_cfg)
+    for r in reports:
+        for stage, secs in r.timings.items():
+            conv.timer.seconds[f"workers_{stage}"] += secs
+        conv.timer.seconds["workers_load"] += r.load_seconds
+    return outcome
+
+
+def _convert_owned(conv: Converter, src: Path, dst: Path, kind: str, model: ModelArg) -> Outcome:
     """Take the output, then convert. One writer per video or folder output (its ``.parts``
     folder or journal is resumable state); a single image is written atomically, no lock."""
     make_folder(dst.parent)
@@ -82,7 +102,7 @@ def _convert_owned(conv: Converter, src: Path, dst: Path, kind: str) -> Outcome:
     if locked and kind == "folder":
         make_folder(dst)  # first, so that its lock lives inside it on every run
     with exclusive(dst, f"output {dst}") if locked else contextlib.nullcontext():
-        return _convert_locked(conv, src, dst, kind)
+        return _convert_locked(conv, src, dst, kind, model)
 
 
 def _summary(
@@ -109,7 +129,7 @@ def _summary(
 
 def convert(
     input: str | Path,
-    model_dir: str | Path | SwapModel | tuple[Any, dict[str, Any]],
+    model_dir: ModelArg,
     output: str | Path,
     cfg: ConvertConfig | None = None,
 ) -> ConvertSummary:
@@ -131,7 +151,7 @@ def convert(
         dst = image_output_path(dst)
     conv = Converter(model, cfg)  # reads --faceset: a damaged one fails here, before any write
     try:
-        result = _convert_owned(conv, src, dst, kind)
+        result = _convert_owned(conv, src, dst, kind, model_dir)
     finally:
         conv.close()
     return _summary(src, dst, kind, result, time.perf_counter() - t0, conv)
