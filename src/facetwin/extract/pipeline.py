@@ -7,150 +7,56 @@ region around where it was, which is several times cheaper and keeps recall (a l
 a full detection on the same frame). Embeddings are the slowest step (~60 ms a face on 2 cores),
 so a track reuses its embedding for ``embed_every`` frames (``embedding_frame`` says which frame
 it came from); ``--embed-every 1`` computes one per face.
+
+This module is the :class:`Extractor`'s loops (a photo; a video frame by frame, with its commits
+and resume) and :func:`extract`, which runs them into a locked face set. The parts they use are
+beside it: :mod:`.analyse` (one face: landmarks, alignment, masks, its row), :mod:`.tracks`
+(following faces, tracker state, bridging), :mod:`.inputs` (inputs and reference photos, read
+before anything is written) and :mod:`.output` (contact sheet, removing an empty new set).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from facetwin.device import resolve_device
 from facetwin.errors import InputError, NoFaceError
+from facetwin.extract.analyse import FaceData, analyse_face, emb_bytes, face_row
 from facetwin.extract.config import ExtractConfig, ExtractSummary, check_config
-from facetwin.extract.detect import detect_full, detect_near
+from facetwin.extract.detect import detect_full
 from facetwin.extract.detectors import Detection, Detector, create_detector
 from facetwin.extract.identity import Embedder, matches
-from facetwin.extract.landmarks import landmarks_68
-from facetwin.face.align import alignment_matrix, transform_points, warp_face
-from facetwin.face.boxes import iou
-from facetwin.face.masks import face_mask
-from facetwin.face.pose import head_pose
-from facetwin.face.tracking import smooth_track
+from facetwin.extract.inputs import Source, expand_inputs, reference_embeddings
+from facetwin.extract.output import (
+    CONTACT_SHEET,
+    discard_empty,
+    stored_faces,
+    write_contact_sheet,
+)
+from facetwin.extract.tracks import (
+    Track,
+    follow_tracks,
+    match_detections,
+    next_track_id,
+    restore_tracks,
+    smooth_and_bridge,
+    track_state,
+)
 from facetwin.faceset import DB_NAME, FACES_DIR, FaceRow, FaceSet, encode_png
 from facetwin.interrupt import GracefulStop
-from facetwin.lock import exclusive, lock_path_for
-from facetwin.media.files import atomic_write_bytes, make_folder
-from facetwin.media.image import contact_sheet, is_image_path, read_image
-from facetwin.media.video import is_video_path, iter_frames, probe
+from facetwin.lock import exclusive
+from facetwin.media.files import make_folder
+from facetwin.media.image import read_image
+from facetwin.media.video import iter_frames, probe
 
 log = logging.getLogger(__name__)
-
-CONTACT_SHEET = "contact_sheet.png"
-
-
-@dataclass
-class FaceData:
-    """Everything computed for one face in one frame."""
-
-    det: Detection
-    landmarks: np.ndarray
-    matrix: np.ndarray
-    aligned: np.ndarray
-    masks: np.ndarray
-    blur: float
-    pose: tuple[float, float, float]
-
-
-@dataclass
-class Track:
-    """A face followed through a video; ``keep`` says whether it passed the identity filter."""
-
-    id: int
-    box: tuple[float, float, float, float]
-    last_frame: int
-    emb: np.ndarray | Future[np.ndarray] | None = None
-    emb_frame: int | None = None
-    keep: bool = True
-
-
-# -- per-face work ---------------------------------------------------------------------------
-
-
-def analyse_face(image: np.ndarray, det: Detection, size: int, coverage: float) -> FaceData:
-    """Landmarks, alignment, masks, blur and pose of one detected face."""
-    lm = landmarks_68(image, det.box)
-    m = alignment_matrix(lm, size, coverage)
-    aligned = warp_face(image, m, size)
-    lm_al = transform_points(lm, m)
-    # one grey channel holds both masks (components lies inside extended): 255 components,
-    # 128 extended only - half the PNG encoding of two channels
-    ext = face_mask(lm_al, size, "extended")
-    masks = np.maximum(face_mask(lm_al, size, "components"), (ext > 0).astype(np.uint8) * 128)
-    gray = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY)
-    q = size // 4
-    blur = float(cv2.Laplacian(gray[q:-q, q:-q], cv2.CV_64F).var())
-    return FaceData(det, lm, m, aligned, masks, blur, head_pose(lm, image.shape[:2]))
-
-
-def _emb_bytes(emb: np.ndarray | Future[np.ndarray] | bytes | None) -> bytes | None:
-    if isinstance(emb, Future):
-        emb = emb.result()
-    if emb is None or isinstance(emb, bytes):
-        return emb
-    return np.asarray(emb, np.float32).tobytes()
-
-
-# -- inputs ---------------------------------------------------------------------------------
-
-
-def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, str, bool]]:
-    """(path, 'image'|'video', explicit) for each input; folders give their images and videos."""
-    out: list[tuple[Path, str, bool]] = []
-    for raw in inputs:
-        p = Path(raw)
-        if p.is_dir():
-            try:
-                items = sorted(q for q in p.iterdir() if q.is_file())
-            except OSError as e:
-                raise InputError(f"{p}: cannot list the folder ({e.strerror or e})") from None
-            media = [
-                (q, "video" if is_video_path(q) else "image", False)
-                for q in items
-                if is_image_path(q) or is_video_path(q)
-            ]
-            if not media:
-                raise InputError(f"{p}: folder holds no images or videos")
-            out.extend(media)
-        elif p.is_file():
-            if is_video_path(p):
-                out.append((p, "video", True))
-            elif is_image_path(p):
-                out.append((p, "image", True))
-            else:
-                raise InputError(
-                    f"{p}: not an image or video file (unknown extension {p.suffix!r})"
-                )
-        else:
-            raise InputError(f"{p}: no such file or folder")
-    return out
-
-
-def reference_embeddings(
-    paths: list[str], det: Detector, max_side: int, embed: Embedder
-) -> np.ndarray:
-    """One embedding per reference photo: its largest face."""
-    embs = []
-    for path in paths:
-        img = read_image(path)
-        found = detect_full(det, img, max_side)
-        if not found:
-            raise NoFaceError(f"{path}: no face found in the reference photo")
-        d = max(found, key=lambda d: d.width * d.height)
-        embs.append(embed(img, landmarks_68(img, d.box)))
-    return np.asarray(embs, np.float32).reshape(-1, 128)
-
-
-# -- the extractor --------------------------------------------------------------------------
 
 
 class Extractor:
@@ -180,25 +86,18 @@ class Extractor:
         name = self.fs.face_file(sid, stem, frame, face)
         # PNG encoding (cv2 drops the GIL) overlaps with the next frames; _commit waits for it
         masks = self.pool.submit(self._write_face, name, fd.aligned, fd.masks)
-        return FaceRow(
+        return face_row(
+            fd,
             source_id=sid,
             frame=frame,
             face=face,
             file=name,
-            box=fd.det.box,
-            score=round(float(fd.det.score), 5),
-            landmarks=fd.landmarks,
-            landmarks_smooth=fd.landmarks if track is None else None,
-            matrix=fd.matrix,
-            detector=self.cfg.detector,
             track=face if track is None else track.id,
+            detector=self.cfg.detector,
             masks=masks,
-            embedding=emb,
-            embedding_frame=emb_frame,
-            blur=round(fd.blur, 4),
-            yaw=round(fd.pose[0], 3),
-            pitch=round(fd.pose[1], 3),
-            roll=round(fd.pose[2], 3),
+            emb=emb,
+            emb_frame=emb_frame,
+            landmarks_final=track is None,
         )
 
     def _write_face(self, name: str, aligned: np.ndarray, masks: np.ndarray) -> bytes:
@@ -211,7 +110,7 @@ class Extractor:
         for row in rows:
             if isinstance(row.masks, Future):
                 row.masks = row.masks.result()
-            row.embedding = _emb_bytes(row.embedding)
+            row.embedding = emb_bytes(row.embedding)
         return rows
 
     # images -------------------------------------------------------------------------------
@@ -253,7 +152,8 @@ class Extractor:
         info = probe(path)
         sid = self.fs.add_source(key, "video", info.width, info.height, info.fps, info.frame_count)
         start = int(self.fs.source(key)["next_frame"])  # type: ignore[index]
-        tracks = self._restore_tracks(sid, start)
+        # the tracks alive at the last committed frame: the tracker resumes from exactly there
+        tracks = restore_tracks(self.fs.tracks(sid), start, self.cfg.every) if start else []
         bar.update(start)
         frames: list[tuple[int, int]] = []
         rows: list[FaceRow] = []
@@ -289,74 +189,33 @@ class Extractor:
         rows: list[FaceRow],
         tracks: list[Track],
     ) -> None:
-        state = [
-            (
-                sid,
-                t.id,
-                t.last_frame,
-                json.dumps([float(v) for v in t.box]),
-                _emb_bytes(t.emb),
-                t.emb_frame,
-                int(t.keep),
-            )
-            for t in tracks
-        ]
+        state = track_state(sid, tracks)
         self.fs.commit_frames(sid, next_frame, frames, self._resolve(rows), state)
 
-    def _restore_tracks(self, sid: int, start: int) -> list[Track]:
-        """Tracks alive at the last committed frame: the tracker resumes from exactly there."""
-        if start == 0:
-            return []
-        last_processed = ((start - 1) // self.cfg.every) * self.cfg.every
-        out = []
-        for tid, last_frame, box, emb, emb_frame, keep in self.fs.tracks(sid):
-            if last_frame == last_processed:
-                out.append(
-                    Track(
-                        tid,
-                        tuple(json.loads(box)),
-                        last_frame,  # type: ignore[arg-type]
-                        None if emb is None else np.frombuffer(emb, np.float32).copy(),
-                        emb_frame,
-                        bool(keep),
-                    )
-                )
-        return out
+    def _find_faces(
+        self, idx: int, frame: np.ndarray, tracks: list[Track]
+    ) -> list[tuple[Track | None, Detection]]:
+        """The faces of frame ``idx``, each with the track it continues (None: a new face).
 
-    def _next_track_id(self, sid: int, tracks: list[Track]) -> int:
-        ids = [t[0] for t in self.fs.tracks(sid)] + [t.id for t in tracks]
-        return max(ids, default=-1) + 1
+        Near each known face, except every ``redetect_every`` processed frames, with no track
+        yet, or when a face is lost: then on the whole frame.
+        """
+        cfg = self.cfg
+        found = None
+        if (idx // cfg.every) % cfg.redetect_every != 0 and tracks:
+            found = follow_tracks(self.det, frame, tracks)
+        if found is None:
+            found = match_detections(tracks, detect_full(self.det, frame, cfg.max_detect_side))
+        return found
 
     def _video_frame(
         self, sid: int, stem: str, idx: int, frame: np.ndarray, tracks: list[Track]
     ) -> tuple[list[Track], list[FaceRow]]:
         cfg = self.cfg
-        k = idx // cfg.every
-        found: list[tuple[Track | None, Detection]] = []
-        full = k % cfg.redetect_every == 0 or not tracks
-        if not full:
-            for t in tracks:
-                near = detect_near(self.det, frame, t.box)
-                if near is None:
-                    full = True
-                    break
-                found.append((t, near))
-        if full:
-            found = []
-            free = list(tracks)
-            for d in sorted(
-                detect_full(self.det, frame, cfg.max_detect_side),
-                key=lambda d: (d.box[0], d.box[1]),
-            ):
-                best = max(free, key=lambda t: iou(t.box, d.box), default=None)
-                if best is not None and iou(best.box, d.box) > 0.3:
-                    free.remove(best)
-                    found.append((best, d))
-                else:
-                    found.append((None, d))
+        found = self._find_faces(idx, frame, tracks)
         alive: list[Track] = []
         rows: list[FaceRow] = []
-        next_id = self._next_track_id(sid, tracks)
+        next_id = next_track_id(self.fs.tracks(sid), tracks)
         for known, d in found:
             t = known or Track(next_id, d.box, idx)
             if known is None:
@@ -377,48 +236,7 @@ class Extractor:
 
     def _finish_video(self, sid: int) -> None:
         """Bridge short gaps and smooth every track, in one transaction that ends the source."""
-        recs = self.fs.faces(source_id=sid)
-        per_frame: dict[int, int] = {}
-        for r in recs:
-            per_frame[r.frame] = per_frame.get(r.frame, 0) + 1
-        smooth: dict[int, np.ndarray] = {}
-        bridged: list[FaceRow] = []
-        by_track: dict[int, list] = {}
-        for r in recs:
-            by_track.setdefault(r.track or 0, []).append(r)
-        for tid, rs in sorted(by_track.items()):
-            frames = np.array([r.frame for r in rs])
-            f_out, lm_out, is_b = smooth_track(
-                frames, np.stack([r.landmarks for r in rs]), self.cfg.smooth, self.cfg.every
-            )
-            by_frame = {r.frame: r for r in rs}
-            for f, lm, b in zip(f_out.tolist(), lm_out, is_b):
-                if not b:
-                    smooth[by_frame[f].id] = lm
-                    continue
-                prev = max((r for r in rs if r.frame < f), key=lambda r: r.frame)
-                face = per_frame.get(f, 0)
-                per_frame[f] = face + 1
-                x0, y0 = lm.min(0)
-                x1, y1 = lm.max(0)
-                bridged.append(
-                    FaceRow(
-                        source_id=sid,
-                        frame=f,
-                        face=face,
-                        file=None,
-                        box=(x0, y0, x1, y1),
-                        score=0.0,
-                        landmarks=lm,
-                        landmarks_smooth=lm,
-                        matrix=alignment_matrix(lm, self.cfg.size, self.cfg.coverage),
-                        detector="bridge",
-                        track=tid,
-                        embedding=prev.embedding,
-                        embedding_frame=prev.embedding_frame,
-                        bridged=True,
-                    )
-                )
+        smooth, bridged = smooth_and_bridge(self.fs.faces(source_id=sid), sid, self.cfg)
         self.fs.finish_source(sid, smooth, bridged)
 
 
@@ -458,7 +276,7 @@ def extract(
 
 def _extract_into(
     out: Path,
-    sources: list[tuple[Path, str, bool]],
+    sources: list[Source],
     total: int,
     cfg: ExtractConfig,
     det: Detector,
@@ -473,7 +291,7 @@ def _extract_into(
         fs = FaceSet.create(out, cfg.settings(refs))
     except Exception:
         if fresh:
-            _discard_empty(out, made_dir, had_faces_dir)
+            discard_empty(out, made_dir, had_faces_dir)
         raise
     t0 = time.perf_counter()
     ex = Extractor(fs, det, cfg, refs, embed)
@@ -490,8 +308,8 @@ def _extract_into(
             names = ", ".join(str(p) for p, _, _ in sources[:3])
             raise NoFaceError(f"no face found in {names}{' ...' if len(sources) > 3 else ''}")
     except Exception:  # not on Ctrl-C: an interrupted set is resumed, however empty
-        if fresh and _stored_faces(out) == 0:
-            _discard_empty(out, made_dir, had_faces_dir)
+        if fresh and stored_faces(out) == 0:
+            discard_empty(out, made_dir, had_faces_dir)
         raise
     secs = time.perf_counter() - t0
     return ExtractSummary(
@@ -508,9 +326,7 @@ def _extract_into(
     )
 
 
-def _run_sources(
-    ex: Extractor, sources: list[tuple[Path, str, bool]], total: int, progress: bool
-) -> None:
+def _run_sources(ex: Extractor, sources: list[Source], total: int, progress: bool) -> None:
     """Photos first (one bar), then the videos (one bar over all their frames)."""
     videos = [s for s in sources if s[1] == "video"]
     images = [s for s in sources if s[1] == "image"]
@@ -531,40 +347,17 @@ def _run_sources(
             ex.video(path, bar)
 
 
-def _stored_faces(root: Path) -> int:
-    """Faces committed to the face set at ``root`` (0 when there is none or it cannot be read)."""
-    try:
-        with FaceSet.open(root) as fs:
-            return fs.counts()["faces"]
-    except Exception:  # noqa: BLE001 - an unreadable new set holds nothing worth keeping
-        return 0
-
-
-def _discard_empty(root: Path, made_dir: bool, had_faces_dir: bool) -> None:
-    """Remove what this run created of a face set that holds no face: the database, the faces
-    folder (unless it was there before), the contact sheet, and the folder if this run made it."""
-    for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", CONTACT_SHEET):
-        with contextlib.suppress(OSError):
-            (root / name).unlink(missing_ok=True)
-    if not had_faces_dir:
-        shutil.rmtree(root / FACES_DIR, ignore_errors=True)
-    if made_dir:
-        with contextlib.suppress(OSError):
-            lock_path_for(root).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            root.rmdir()
-    log.debug("removed the empty face set %s this run had created", root)
-
-
-def write_contact_sheet(fs: FaceSet, max_faces: int = 100) -> Path:
-    """A PNG grid of up to ``max_faces`` faces spread evenly through the set."""
-    recs = fs.faces()
-    if len(recs) > max_faces:
-        recs = [recs[i] for i in np.linspace(0, len(recs) - 1, max_faces).round().astype(int)]
-    sheet = contact_sheet([fs.load_aligned(r) for r in recs])
-    path = fs.root / CONTACT_SHEET
-    atomic_write_bytes(path, encode_png(sheet))
-    return path
-
-
-__all__ = ["FACES_DIR", "ExtractConfig", "ExtractSummary", "extract", "write_contact_sheet"]
+__all__ = [
+    "CONTACT_SHEET",
+    "FACES_DIR",
+    "ExtractConfig",
+    "ExtractSummary",
+    "Extractor",
+    "FaceData",
+    "Track",
+    "analyse_face",
+    "expand_inputs",
+    "extract",
+    "reference_embeddings",
+    "write_contact_sheet",
+]

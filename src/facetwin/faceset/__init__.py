@@ -14,12 +14,16 @@ frame rewrites the same file name with the same bytes. So an interrupted extract
 the same database an uninterrupted one gives.
 
 Schema versions: ``meta.schema_version``; opening a newer one than this code knows is refused with
-the reason, an older one is migrated here (none yet: version 1 is the first).
+the reason, an older one is migrated in :mod:`.schema` (none yet: version 1 is the first).
 
 Damaged and crafted face sets: every read goes through this class, which turns a damaged
 database page (``sqlite3.DatabaseError``) and any stored value of the wrong type, length or shape
 into an :class:`InputError` that names the face set, and refuses a face file name that would
 lead outside ``faces/`` (``../../etc/passwd``, an absolute path, a symlink out of the folder).
+
+Modules: :mod:`.schema` (tables, version, opening or creating the database), :mod:`.rows`
+(:class:`FaceRecord`, :class:`FaceRow` and the value codecs), :mod:`.reads` (every read, checked)
+and :mod:`.store` (:class:`FaceSet`: the reads plus extract's writes).
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
-"""The face set's schema and its rows: :class:`FaceRecord` (a face as readers get it, checked
-and decoded) and :class:`FaceRow` (a face as writers hand it in), with the value codecs that
-turn a damaged or crafted value into an InputError."""
+"""The face set's rows: :class:`FaceRecord` (a face as readers get it, checked and decoded) and
+:class:`FaceRow` (a face as writers hand it in), with the value codecs that turn a damaged or
+crafted value into an InputError.
+
+The tables themselves (and ``DB_NAME``, ``FACES_DIR``, ``SCHEMA``, ``SCHEMA_VERSION``, which are
+re-exported here) are in :mod:`facetwin.faceset.schema`."""
 
 from __future__ import annotations
 
@@ -13,60 +16,17 @@ import numpy as np
 
 from facetwin.errors import OutputError
 from facetwin.face.align import transform_points
-
-SCHEMA_VERSION = 1
-DB_NAME = "faceset.db"
-FACES_DIR = "faces"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sources (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,              -- 'image' or 'video'
-    width INTEGER, height INTEGER, fps REAL, frame_count INTEGER,
-    next_frame INTEGER NOT NULL DEFAULT 0,   -- frames below this are committed
-    status TEXT NOT NULL DEFAULT 'running'   -- 'running' | 'done'
-);
-CREATE TABLE IF NOT EXISTS frames (
-    source_id INTEGER NOT NULL, frame INTEGER NOT NULL, faces INTEGER NOT NULL,
-    PRIMARY KEY (source_id, frame)
-);
-CREATE TABLE IF NOT EXISTS faces (
-    id INTEGER PRIMARY KEY,
-    source_id INTEGER NOT NULL, frame INTEGER NOT NULL, face INTEGER NOT NULL,
-    file TEXT,                       -- aligned PNG under faces/, NULL for bridged faces
-    box TEXT NOT NULL,               -- JSON [x0, y0, x1, y1], image pixels
-    score REAL NOT NULL,
-    landmarks BLOB NOT NULL,         -- float32 (68, 2) raw, image pixels
-    landmarks_smooth BLOB,           -- float32 (68, 2) after bridging/smoothing (video)
-    matrix BLOB NOT NULL,            -- float64 (2, 3) image -> aligned crop
-    masks BLOB,                      -- grey PNG: 255 components, >= 128 extended
-    embedding BLOB,                  -- float32 (128,)
-    embedding_frame INTEGER,         -- frame the embedding was computed on (tracks reuse it)
-    detector TEXT NOT NULL,
-    blur REAL, yaw REAL, pitch REAL, roll REAL,
-    track INTEGER,
-    bridged INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (source_id, frame, face)
-);
-CREATE TABLE IF NOT EXISTS tracks (   -- tracker state, committed with the frames (resume)
-    source_id INTEGER NOT NULL, track INTEGER NOT NULL,
-    last_frame INTEGER NOT NULL, box TEXT NOT NULL,
-    embedding BLOB, embedding_frame INTEGER, keep INTEGER NOT NULL,
-    PRIMARY KEY (source_id, track)
-);
-CREATE INDEX IF NOT EXISTS faces_track ON faces (source_id, track, frame);
-"""
+from facetwin.faceset.schema import DB_NAME, FACES_DIR, SCHEMA, SCHEMA_VERSION
 
 
-@dataclass
-class FaceRecord:
-    """One face row. Arrays are decoded; ``file`` is relative to the face set's faces/ folder."""
+@dataclass(kw_only=True)
+class FaceColumns:
+    """The columns a face has both as readers get it (:class:`FaceRecord`) and as writers hand
+    it in (:class:`FaceRow`): where it is (source, frame, index in the frame, track, file) and
+    its geometry. Defined once so that a column both sides share is added in one place;
+    keyword-only so that each side adds its own fields, with or without defaults."""
 
-    id: int
     source_id: int
-    source: str
     frame: int
     face: int
     file: str | None
@@ -75,14 +35,22 @@ class FaceRecord:
     landmarks: np.ndarray
     landmarks_smooth: np.ndarray | None
     matrix: np.ndarray
+    detector: str
+    track: int | None
+
+
+@dataclass(kw_only=True)
+class FaceRecord(FaceColumns):
+    """One face row. Arrays are decoded; ``file`` is relative to the face set's faces/ folder."""
+
+    id: int
+    source: str
     embedding: np.ndarray | None
     embedding_frame: int | None
-    detector: str
     blur: float | None
     yaw: float | None
     pitch: float | None
     roll: float | None
-    track: int | None
     bridged: bool
 
     @property
@@ -100,8 +68,8 @@ def encode_png(image: np.ndarray, rgb: bool = True) -> bytes:
     return buf.tobytes()
 
 
-@dataclass
-class FaceRow:
+@dataclass(kw_only=True)
+class FaceRow(FaceColumns):
     """One face as a writer hands it to the face set (extract's faces, bridged gaps included).
 
     The store encodes it (:meth:`columns`): writers never build SQL or blobs. ``masks`` and
@@ -109,17 +77,6 @@ class FaceRow:
     embedding with the next frames; :meth:`FaceSet.commit_frames` takes them resolved.
     """
 
-    source_id: int
-    frame: int
-    face: int
-    file: str | None
-    box: tuple[float, float, float, float]
-    score: float
-    landmarks: np.ndarray
-    landmarks_smooth: np.ndarray | None
-    matrix: np.ndarray
-    detector: str
-    track: int | None
     masks: Any = None  # PNG bytes of the mask channels (None for a bridged face)
     embedding: Any = None  # (128,) float32, or None
     embedding_frame: int | None = None
@@ -226,3 +183,22 @@ def as_box(text: object) -> tuple[float, float, float, float]:
     ):
         raise ValueError(f"box {str(text)[:40]!r} is not a JSON list of 4 numbers")
     return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+
+
+__all__ = [
+    "DB_NAME",
+    "FACES_DIR",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "FaceColumns",
+    "FaceRecord",
+    "FaceRow",
+    "as_array",
+    "as_blob",
+    "as_box",
+    "as_int",
+    "as_num",
+    "as_text",
+    "encode_png",
+    "safe_face_file",
+]
