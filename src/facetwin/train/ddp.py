@@ -2,10 +2,12 @@
 
 ``torchrun --nproc_per_node G -m facetwin.cli train ...`` starts G copies of the trainer with
 RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR set; each one calls :func:`setup`, which joins the
-process group (NCCL on CUDA, gloo elsewhere). Every rank builds the same model, DDP averages the
-gradients, so the ranks stay bit-identical; each draws its own batches (the rank is part of the
-data seed) and only rank 0 writes snapshots, previews and logs. Without those variables
-everything here is a no-op and training is single-process.
+process group (NCCL on CUDA, gloo elsewhere). Every rank builds the same model; each training
+step puts what takes gradients under DDP with :func:`wrap` (the plain step its model, the GAN
+step its generator and its pair of discriminators), so gradients are averaged and the ranks stay
+bit-identical; each draws its own batches (the rank is part of the data seed) and only rank 0
+writes snapshots, previews and logs. Without those variables everything here is a no-op and
+training is single-process. One node or several: docs/training.md.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,19 @@ def any_flags(info: DistInfo, device: torch.device, *flags: bool) -> list[bool]:
     t = torch.tensor([float(f) for f in flags], device=device)  # NCCL reduces GPU tensors only
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [bool(v) for v in t.tolist()]
+
+
+def wrap(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
+    """``module`` under DistributedDataParallel when the job has several ranks, else itself.
+
+    DDP broadcasts rank 0's parameters and buffers when it wraps, and averages the gradients of
+    every parameter over the ranks during each backward through it; the wrapped module shares
+    its parameters, so optimizers, snapshots and in-place loads keep working on the bare one.
+    """
+    if not info.enabled:
+        return module
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=ids)
 
 
 def barrier(info: DistInfo) -> None:

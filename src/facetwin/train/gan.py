@@ -1,30 +1,9 @@
-"""GAN training for the ``gan`` architecture: PatchGAN discriminators, the loss terms, one step.
+"""GAN training for the ``gan`` architectures: one step (generator, then discriminators), its
+snapshot state, and its place in the training-step registry.
 
-Why each generator term is there (weights in :class:`GanLossConfig`):
-
-- ``recon``: L1 of the *composited* output (``alpha * rgb + (1 - alpha) * input``) against the
-  un-warped target: the main signal, as in every autoencoder swap.
-- ``self_recon`` (small): L1 of the *raw* RGB against the target. Where alpha is partial the
-  raw RGB shows through, and without this term it may be anything where alpha is near 0 (the
-  "harmonious but different" trick: it also helps the edges blend).
-- ``adversarial``: a per-identity PatchGAN judges 8x8 overlapping patches of the composite; it
-  penalises the blur L1 settles for (LSGAN or hinge).
-- ``identity``: distance between the dlib face embeddings (:class:`FaceResNet`, frozen) of the
-  composite and of the target, so the output is recognisably the right person, not just close
-  in pixels.
-- ``mask_l1`` and ``mask_tv``: mean alpha and its total variation. Without them alpha drifts to
-  1 (drawing everything is never worse for L1); small and smooth masks are what convert needs.
-- ``mask_prior``: L1 between alpha and the face mask of the landmarks (the batch's ``mask``).
-  Without it the cheapest early solution is to pass the (warped) input through (alpha near 0
-  inside the face): the reconstruction is then good for the decoder's own identity and the swap
-  shows the source face. Measured: after 8 CPU minutes without it, 0 % of the swapped held-out
-  faces looked like the target (benchmarks/arch_compare.py).
-- ``colour``: the raw RGB's mean colour per channel matches the input's, so a swapped face keeps
-  the scene's lighting instead of the training set's average.
-
-The adversarial and identity weights ramp up linearly over their warm-up iterations: both are
-noisy gradients on a generator that cannot draw a face yet, and early on they only slow down
-reconstruction.
+The parts live beside it and are re-exported here: the loss terms and their weights
+(:mod:`~facetwin.train.gan_losses`, whose docstring says why each term is there) and the
+discriminator networks (:mod:`~facetwin.train.gan_nets`).
 
 :class:`GanStep` drives one iteration (generator, then discriminators). The trainer builds it
 for ``--arch gan`` in place of the plain step: the generator's Adam is the trainer's own (saved
@@ -32,22 +11,40 @@ as the snapshot's optimizer), the discriminators and their Adam go into the snap
 tensor files (:meth:`GanStep.aux_state`), and the reconstruction terms use the trainer's
 ``--loss`` with the eye/mouth emphasis of :attr:`GanLossConfig.emphasis` (the GAN's expression
 guard: the adversarial term alone happily trades a mouth shape for sharper skin).
+
+Under ``torchrun`` (DistributedDataParallel) the generator and the pair of discriminators are
+each wrapped, so both optimizers step on gradients averaged over every rank and the ranks stay
+bit-identical while each draws its own batches. Every branch that skips a backward pass (a
+non-finite generator or discriminator loss) is decided for all ranks at once
+(:func:`facetwin.train.ddp.any_flags`); a rank that skipped alone would leave the others waiting
+in the gradient all-reduce.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from facetwin.errors import UsageError
+from facetwin.train import ddp
+from facetwin.train.gan_losses import (
+    ADVERSARIAL_KINDS,
+    GanLossConfig,
+    colour_loss,
+    d_loss,
+    g_loss,
+    generator_terms,
+    identity_loss,
+    total_variation,
+)
+from facetwin.train.gan_nets import DiscriminatorPair, GeneratorPair, PatchDiscriminator
 from facetwin.train.losses import LossSpec, compute_loss, parse_loss
 from facetwin.train.models.base import SIDES
 from facetwin.train.models.gan import GanSwap
+from facetwin.train.serialize import flatten_optimizer
+from facetwin.train.snapshot_read import load_optimizer
 from facetwin.train.step import (
     STEPS,
     Precision,
@@ -58,206 +55,9 @@ from facetwin.train.step import (
     to_images,
 )
 
-ADVERSARIAL_KINDS = ("lsgan", "hinge")
 #: The extra tensor files a GAN snapshot holds (see :meth:`GanStep.aux_state`).
 GAN_AUX = ("discriminators", "d_optim")
-
-
-class PatchDiscriminator(nn.Module):
-    """(N, 3, S, S) in [0, 1] -> (N, 1, S/8, S/8) logits, one per overlapping patch.
-
-    Three 4x4 stride-2 convolutions then a 3x3 one to a single channel: each logit sees a
-    ~46 px receptive field, so at 64 px it judges local texture (skin, eyes, teeth), not the
-    global layout the reconstruction loss already enforces. No batch norm (the real and fake
-    batches are passed separately and would get different statistics); spectral norm instead
-    keeps the discriminator Lipschitz, which stabilises training without tuning.
-    """
-
-    def __init__(
-        self, widths: tuple[int, ...] = (64, 128, 256), spectral_norm: bool = True
-    ) -> None:
-        super().__init__()
-
-        def wrap(conv: nn.Conv2d) -> nn.Module:
-            return nn.utils.parametrizations.spectral_norm(conv) if spectral_norm else conv
-
-        layers: list[nn.Module] = []
-        ch = 3
-        for w in widths:
-            layers += [wrap(nn.Conv2d(ch, w, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
-            ch = w
-        layers.append(wrap(nn.Conv2d(ch, 1, 3, padding=1)))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # centred input: the same convolutions work for any [0, 1] image without a bias shift
-        return self.net(x * 2 - 1)
-
-
-# -- adversarial losses ------------------------------------------------------------------------
-def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Discriminator loss on real and fake logits (LSGAN: least squares to 1/0; hinge)."""
-    if kind == "lsgan":
-        return ((real - 1) ** 2).mean() + (fake**2).mean()
-    if kind == "hinge":
-        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-    raise UsageError(
-        f"adversarial loss must be one of {', '.join(ADVERSARIAL_KINDS)}, not {kind!r}"
-    )
-
-
-def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
-    """Generator loss on the fake logits: make the discriminator call them real."""
-    if kind == "lsgan":
-        return ((fake - 1) ** 2).mean()
-    if kind == "hinge":
-        return -fake.mean()
-    raise UsageError(
-        f"adversarial loss must be one of {', '.join(ADVERSARIAL_KINDS)}, not {kind!r}"
-    )
-
-
-# -- generator terms ---------------------------------------------------------------------------
-def total_variation(x: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference between neighbouring pixels (both directions)."""
-    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
-    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean()
-    return dx + dy
-
-
-def colour_loss(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """L1 between per-image, per-channel mean colours of ``output`` and ``reference``."""
-    return (output.mean(dim=(2, 3)) - reference.mean(dim=(2, 3))).abs().mean()
-
-
-def identity_loss(face_net: nn.Module, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean Euclidean distance of the face embeddings of ``output`` and ``target``.
-
-    The target's embedding is a constant (no graph kept); gradients reach the output through
-    the frozen network. Distances are on dlib's scale (same person below ~0.6).
-    """
-    with torch.no_grad():
-        ref = face_net(target.float())
-    emb = face_net(output.float())
-    return (emb - ref).pow(2).sum(dim=1).add(1e-8).sqrt().mean()
-
-
-@dataclass
-class GanLossConfig:
-    """Weights of the generator terms (see the module) and the discriminator's settings.
-
-    ``adversarial_warmup`` / ``identity_warmup``: iterations over which those weights ramp
-    linearly from 0 to their value (0: full weight from the start).
-    """
-
-    recon: float = 1.0
-    self_recon: float = 0.1
-    adversarial: float = 0.1
-    identity: float = 0.1
-    mask_l1: float = 0.01
-    mask_tv: float = 0.1
-    mask_prior: float = 0.5
-    colour: float = 1.0
-    emphasis: float = 2.0  # eyes and mouth count 1 + emphasis in the reconstruction terms
-    adversarial_kind: str = "lsgan"
-    adversarial_warmup: int = 1000
-    identity_warmup: int = 1000
-    spectral_norm: bool = True
-
-    def __post_init__(self) -> None:
-        if self.adversarial_kind not in ADVERSARIAL_KINDS:
-            raise UsageError(
-                f"adversarial loss must be one of {', '.join(ADVERSARIAL_KINDS)}, "
-                f"not {self.adversarial_kind!r}"
-            )
-        if min(self.adversarial_warmup, self.identity_warmup) < 0:
-            raise UsageError("warm-up iterations must be >= 0")
-        weights = (self.recon, self.self_recon, self.adversarial, self.identity, self.mask_l1)
-        if min(*weights, self.mask_tv, self.mask_prior, self.colour, self.emphasis) < 0:
-            raise UsageError("GAN loss weights must be >= 0")
-
-    @classmethod
-    def parse(cls, text: str, base: GanLossConfig | None = None) -> GanLossConfig:
-        """``"identity=0,adversarial=0.2"`` (the CLI's ``--gan``) applied over ``base``."""
-        from dataclasses import fields, replace
-
-        types = {f.name: f.type for f in fields(cls)}
-        changes: dict[str, Any] = {}
-        for item in filter(None, (t.strip() for t in text.split(","))):
-            key, eq, value = item.partition("=")
-            key = key.strip().replace("-", "_")
-            if not eq or key not in types:
-                raise UsageError(
-                    f"bad --gan setting {item!r}; use NAME=VALUE with NAME one of "
-                    + ", ".join(types)
-                )
-            kind = str(types[key])
-            try:
-                if "bool" in kind:
-                    changes[key] = value.strip().lower() in ("1", "true", "yes", "on")
-                elif "int" in kind:
-                    changes[key] = int(value)
-                elif "str" in kind:
-                    changes[key] = value.strip()
-                else:
-                    changes[key] = float(value)
-            except ValueError:
-                raise UsageError(f"bad value in --gan setting {item!r}") from None
-        return replace(base or cls(), **changes)
-
-    def ramp(self, weight: float, warmup: int, iteration: int) -> float:
-        """``weight`` scaled by min(1, iteration / warmup)."""
-        return weight if warmup <= 0 else weight * min(1.0, iteration / warmup)
-
-    def weights(self, iteration: int) -> dict[str, float]:
-        """Every generator term's weight at ``iteration`` (warm-ups applied)."""
-        return {
-            "recon": self.recon,
-            "self_recon": self.self_recon,
-            "adversarial": self.ramp(self.adversarial, self.adversarial_warmup, iteration),
-            "identity": self.ramp(self.identity, self.identity_warmup, iteration),
-            "mask_l1": self.mask_l1,
-            "mask_tv": self.mask_tv,
-            "mask_prior": self.mask_prior,
-            "colour": self.colour,
-        }
-
-
-def generator_terms(
-    model: GanSwap,
-    discriminator: nn.Module | None,
-    face_net: nn.Module | None,
-    x: torch.Tensor,
-    target: torch.Tensor,
-    rgb: torch.Tensor,
-    alpha: torch.Tensor,
-    kind: str = "lsgan",
-    recon: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    face_mask: torch.Tensor | None = None,
-) -> dict[str, torch.Tensor]:
-    """Unweighted generator terms of one identity's batch (all floats in [0, 1]).
-
-    ``recon(pred, target)`` is the reconstruction loss (the trainer passes its ``--loss`` with the
-    eye/mouth emphasis; default plain L1). ``adversarial`` is left out without a discriminator,
-    ``identity`` without a face net, ``mask_prior`` without ``face_mask`` ((N, 1, S, S) in [0, 1]).
-    """
-    rgb, alpha, x, target = rgb.float(), alpha.float(), x.float(), target.float()
-    rec = recon or (lambda p, t: (p - t).abs().mean())
-    out = model.composite(x, rgb, alpha)
-    terms = {
-        "recon": rec(out, target),
-        "self_recon": rec(rgb, target),
-        "mask_l1": alpha.mean(),
-        "mask_tv": total_variation(alpha),
-        "colour": colour_loss(rgb, x),
-    }
-    if face_mask is not None:
-        terms["mask_prior"] = (alpha - face_mask.float()).abs().mean()
-    if discriminator is not None:
-        terms["adversarial"] = g_loss(kind, discriminator(out))
-    if face_net is not None:
-        terms["identity"] = identity_loss(face_net, out, target)
-    return terms
+Inputs = dict[str, dict[str, torch.Tensor]]
 
 
 def as_images(t: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
@@ -281,6 +81,8 @@ class GanStep:
     ``face_net`` (usually ``FaceResNet.from_dlib()``) enables the identity term; None skips it.
     ``optimizer`` is the generator's (the trainer's Adam, saved with the model); None makes one.
     ``loss`` is the reconstruction loss spec (eye/mouth emphasis needs the batch's regions).
+    ``dist``: this process's place in a torchrun job; with more than one rank the generator and
+    the discriminators run under DistributedDataParallel (see the module).
     A non-finite generator loss skips both updates (the trainer rolls back, as for the others).
     """
 
@@ -298,6 +100,7 @@ class GanStep:
         precision: Precision | None = None,
         channels_last: bool = False,
         loss: LossSpec | None = None,
+        dist: ddp.DistInfo | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.cfg = cfg or GanLossConfig()
@@ -319,6 +122,10 @@ class GanStep:
         self.g_scaler = torch.amp.GradScaler(self.device.type) if scaled else None
         self.d_scaler = torch.amp.GradScaler(self.device.type) if scaled else None
         self.iteration = 0
+        self.dist = dist or ddp.DistInfo()
+        # what each half's forward runs through: DDP-wrapped under torchrun, else the modules
+        self.generator = ddp.wrap(GeneratorPair(self.model), self.dist, self.device)
+        self.judge = ddp.wrap(DiscriminatorPair(self.discriminators), self.dist, self.device)
 
     #: the Step contract: the GAN's scalers travel in its aux state, not the trainer's
     scaler: torch.amp.GradScaler | None = None
@@ -348,29 +155,37 @@ class GanStep:
     def step(
         self, batch_a: dict[str, torch.Tensor], batch_b: dict[str, torch.Tensor]
     ) -> dict[str, float]:
-        cfg = self.cfg
-        weights = cfg.weights(self.iteration)
+        weights = self.cfg.weights(self.iteration)
         self.iteration += 1
-        use_adv = weights["adversarial"] > 0
-        use_id = self.face_net is not None and weights["identity"] > 0
         inputs = {"a": self._inputs(batch_a), "b": self._inputs(batch_b)}
-
-        # generator: the discriminators only judge here, so they take no gradient
-        self.discriminators.requires_grad_(False)
         # detached scalars, copied to the host once at the end (one sync per step, not 20)
         values: dict[str, torch.Tensor] = {}
+        g_total, composites = self._generator_loss(inputs, weights, values)
+        # the finiteness check needs the host anyway; it costs the one sync of the step
+        if not self._all_finite(g_total):
+            return {**self._host(values, weights), "finite": 0.0}
+        apply_gradients(g_total, self.g_opt, self.g_scaler)
+        d_total = self._discriminator_loss(inputs, composites, values)
+        if self._all_finite(d_total):  # a NaN would poison the discriminator
+            apply_gradients(d_total, self.d_opt, self.d_scaler)
+        return {**self._host(values, weights), "finite": 1.0}
+
+    def _generator_loss(
+        self, inputs: Inputs, weights: dict[str, float], values: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The weighted generator total and each side's (detached) composite for the
+        discriminators; every unweighted term lands in ``values``."""
+        use_adv = weights["adversarial"] > 0
+        use_id = self.face_net is not None and weights["identity"] > 0
+        # the discriminators only judge here, so they take no gradient (and, outside DDP's
+        # wrapper, start no all-reduce)
+        self.discriminators.requires_grad_(False)
         composites: dict[str, torch.Tensor] = {}
         with autocast(self.device, self.precision):
-            outputs = dict(
-                zip(
-                    SIDES,
-                    self.model.forward_rgba_pair(inputs["a"]["warped"], inputs["b"]["warped"]),
-                )
-            )
+            pair = self.generator(inputs["a"]["warped"], inputs["b"]["warped"])
             g_total = torch.zeros((), device=self.device)
-            for s in SIDES:
+            for s, (rgb, alpha) in zip(SIDES, pair):
                 x, target = inputs[s]["warped"], inputs[s]["target"]
-                rgb, alpha = outputs[s]
                 terms = generator_terms(
                     self.model,
                     self.discriminators[s] if use_adv else None,
@@ -379,7 +194,7 @@ class GanStep:
                     target,
                     rgb,
                     alpha,
-                    cfg.adversarial_kind,
+                    self.cfg.adversarial_kind,
                     self._recon(inputs[s]),
                     inputs[s].get("mask"),
                 )
@@ -389,23 +204,27 @@ class GanStep:
                 composites[s] = self.model.composite(x, rgb, alpha).detach()
         values["g_total"] = g_total.detach()
         self.discriminators.requires_grad_(True)
-        # the finiteness check needs the host anyway; it costs the one sync of the step
-        if not bool(torch.isfinite(g_total.detach())):
-            return {**self._host(values, weights), "finite": 0.0}
-        apply_gradients(g_total, self.g_opt, self.g_scaler)
+        return g_total, composites
 
-        # discriminator: real targets against the (detached) composites
-        d_total = torch.zeros((), device=self.device)
+    def _discriminator_loss(
+        self, inputs: Inputs, composites: dict[str, torch.Tensor], values: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Both discriminators' loss: real targets against the (detached) composites."""
         with autocast(self.device, self.precision):
-            for s in SIDES:
-                disc = self.discriminators[s]
-                real, fake = disc(inputs[s]["target"]).float(), disc(composites[s]).float()
-                d_side = d_loss(cfg.adversarial_kind, real, fake)
+            real_a, fake_a, real_b, fake_b = self.judge(
+                inputs["a"]["target"], composites["a"], inputs["b"]["target"], composites["b"]
+            )
+            d_total = torch.zeros((), device=self.device)
+            for s, real, fake in (("a", real_a, fake_a), ("b", real_b, fake_b)):
+                d_side = d_loss(self.cfg.adversarial_kind, real, fake)
                 d_total = d_total + d_side
                 values[f"d_{s}"] = d_side.detach()
-        if bool(torch.isfinite(d_total.detach())):  # a NaN would poison the discriminator
-            apply_gradients(d_total, self.d_opt, self.d_scaler)
-        return {**self._host(values, weights), "finite": 1.0}
+        return d_total
+
+    def _all_finite(self, total: torch.Tensor) -> bool:
+        """Whether ``total`` is finite on every rank (on one process: here)."""
+        (bad,) = ddp.any_flags(self.dist, self.device, not bool(torch.isfinite(total.detach())))
+        return not bad
 
     @staticmethod
     def _host(values: dict[str, torch.Tensor], weights: dict[str, float]) -> dict[str, float]:
@@ -432,9 +251,8 @@ class GanStep:
 
     def aux_state(self) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
         """The discriminators and their optimizer as safetensors-ready tensor files plus JSON
-        (the generator and its optimizer are the snapshot's model and optimizer files)."""
-        from facetwin.train.checkpoint import flatten_optimizer
-
+        (the generator and its optimizer are the snapshot's model and optimizer files). Read
+        from the unwrapped modules, so a snapshot of a DDP run has the same keys as any."""
         opt_tensors, opt_meta = flatten_optimizer(self.d_opt.state_dict())
         scalers = {
             name: sc.state_dict()
@@ -447,9 +265,8 @@ class GanStep:
     def load_aux_state(
         self, tensors: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any], iteration: int
     ) -> None:
-        """Inverse of :meth:`aux_state`; ``iteration`` restores the warm-up schedule."""
-        from facetwin.train.checkpoint import load_optimizer
-
+        """Inverse of :meth:`aux_state`; ``iteration`` restores the warm-up schedule. Every
+        rank loads the same snapshot in place (DDP keeps its references to the parameters)."""
         self.discriminators.load_state_dict(tensors["discriminators"])
         load_optimizer(self.d_opt, tensors["d_optim"], meta["d_optim"], "discriminator optimizer")
         for name, sc in (("g", self.g_scaler), ("d", self.d_scaler)):
@@ -466,8 +283,6 @@ class GanStep:
 def gan_step(ctx: StepContext) -> GanStep:
     """The adversarial step for models that predict a mask; ``ctx.extra`` is the GanLossConfig."""
     cfg: GanLossConfig = ctx.extra if ctx.extra is not None else GanLossConfig()
-    if ctx.dist.enabled:
-        raise UsageError("--arch gan trains in one process only (no torchrun/DDP yet)")
     face_net = None
     if cfg.identity > 0:
         from facetwin.extract.face_resnet import FaceResNet
@@ -484,13 +299,17 @@ def gan_step(ctx: StepContext) -> GanStep:
         precision=ctx.precision,
         channels_last=ctx.channels_last,
         loss=parse_loss(ctx.loss, cfg.emphasis),
+        dist=ctx.dist,
     )
 
 
 __all__ = [
+    "ADVERSARIAL_KINDS",
+    "GAN_AUX",
     "GanLossConfig",
     "GanStep",
     "PatchDiscriminator",
+    "as_images",
     "colour_loss",
     "d_loss",
     "g_loss",

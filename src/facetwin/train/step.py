@@ -167,13 +167,7 @@ class TrainStep:
         self.channels_last = channels_last
         self.dist = dist or ddp.DistInfo()
         self.scaler = torch.amp.GradScaler(device.type) if precision.scaler else None
-        pair: nn.Module = _PairForward(model)
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [device.index] if device.type == "cuda" else None
-            pair = DistributedDataParallel(pair, device_ids=ids)
-        self.pair = pair
+        self.pair = ddp.wrap(_PairForward(model), self.dist, device)
 
     def inputs(self, side: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         cl = self.channels_last
