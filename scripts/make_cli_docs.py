@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["", "extract", "info", "train", "convert", "verify", "eval", "demo"]
+COMMANDS = ["", "extract", "info", "train", "convert", "verify", "eval", "demo", "jobs", "studio"]
 HEAD = (
     "# The facetwin command line\n\nGenerated from `facetwin COMMAND --help` by "
     "`scripts/make_cli_docs.py`. Exit codes: 0 ok, 1 other error (or `verify`: no label found), "
