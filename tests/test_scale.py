@@ -1,6 +1,7 @@
 """Batch work on a real local Ray cluster (2 workers): a video converted on Ray is the
-single-process output frame for frame, also when a worker is killed mid-task (``kill -9``) and
-when the driver is killed and the same command is run again (issue 14)."""
+single-process output frame for frame, and a face set extracted on Ray is the single-process one
+row for row - also when a worker is killed mid-task (``kill -9``) and when the driver is killed
+and the same command is run again (issue 14)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import WOMAN, train_lite
+from conftest import DATA, MAN, WOMAN, train_lite
+from facetwin.cluster import RayConfig
 from facetwin.convert.pipeline import ConvertConfig, convert
+from facetwin.extract.on_ray import extract_on_ray
 from facetwin.extract.pipeline import ExtractConfig, extract
+from facetwin.faceset import FaceSet
 from facetwin.media.video import copy_head, iter_frames
 
 pytestmark = pytest.mark.slow
@@ -67,8 +71,8 @@ def assert_same_video(got: list[np.ndarray], want: list[np.ndarray]) -> None:
     assert worst <= 2, f"a frame differs from the single-process run by {worst} levels"
 
 
-def ray_tasks() -> list[int]:
-    """PIDs of Ray workers running a segment task (Ray titles them ``ray::render_segment``)."""
+def ray_tasks(name: str = "render_segment") -> list[int]:
+    """PIDs of Ray workers running a task of ``name`` (Ray titles them ``ray::<name>``)."""
     pids = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -76,7 +80,7 @@ def ray_tasks() -> list[int]:
                 cmd = (d / "cmdline").read_bytes()
             except OSError:
                 continue
-            if cmd.startswith(b"ray::render_segment"):
+            if cmd.startswith(f"ray::{name}".encode()):
                 pids.append(int(d.name))
     return pids
 
@@ -92,28 +96,40 @@ def test_ray_output_equals_the_single_process_one(clip, clip_faceset, model, sin
     assert not out.with_name(out.name + ".parts").exists()
 
 
-def test_a_worker_killed_mid_task_is_retried(clip, clip_faceset, model, single, tmp_path):
-    killed: list[int] = []
-    done = threading.Event()
+class Killer(threading.Thread):
+    """Kills (SIGKILL) the first Ray worker seen running a task of ``name``, ``delay`` seconds
+    into it."""
 
-    def killer() -> None:
-        while not done.is_set() and not killed:
-            pids = ray_tasks()
+    def __init__(self, name: str, delay: float) -> None:
+        super().__init__()
+        self.name_, self.delay = name, delay
+        self.killed: list[int] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set() and not self.killed:
+            pids = ray_tasks(self.name_)
             if pids:
-                time.sleep(0.3)  # inside the task: model loaded, frames being encoded
+                time.sleep(self.delay)
                 os.kill(pids[0], signal.SIGKILL)
-                killed.append(pids[0])
+                self.killed.append(pids[0])
             time.sleep(0.02)
 
-    t = threading.Thread(target=killer)
-    t.start()
+    def __enter__(self) -> Killer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.join()
+
+
+def test_a_worker_killed_mid_task_is_retried(clip, clip_faceset, model, single, tmp_path):
     out = tmp_path / "ray.mp4"
-    try:
+    # inside the task: model loaded, frames being encoded
+    with Killer("render_segment", 0.3) as killer:
         convert(clip, model, out, settings(clip_faceset, ray="local", ray_workers=2))
-    finally:
-        done.set()
-        t.join()
-    assert killed, "no segment task was seen running"
+    assert killer.killed, "no segment task was seen running"
     assert_same_video(frames(out), single)
 
 
@@ -141,3 +157,57 @@ def test_the_driver_killed_then_the_same_command_resumes(
     resumed = int(rerun.stdout.split("resumed segments: ")[1].split()[0])
     assert resumed >= finished  # kept, not redone (workers may have finished more meanwhile)
     assert_same_video(frames(out), single)
+
+
+# -- extract -------------------------------------------------------------------------------
+
+
+def extract_inputs(clip: Path) -> list[Path]:
+    """Two videos and a folder of photos: three Ray tasks (the photos are one batch)."""
+    return [clip, MAN, DATA / "images"]
+
+
+@pytest.fixture(scope="module")
+def single_faceset(clip, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("single") / "fs"
+    extract(extract_inputs(clip), out, ExtractConfig(progress=False))
+    return out
+
+
+def assert_same_faceset(got: Path, want: Path) -> None:
+    """Row for row and file for file; embeddings to float rounding (a worker computes them with
+    one torch thread, the single process with two)."""
+    with FaceSet.open(got) as a, FaceSet.open(want) as b:
+        rows_a, rows_b = a.dump(), b.dump()
+        faces_a, faces_b = a.faces(include_bridged=True), b.faces(include_bridged=True)
+    assert len(rows_a) == len(rows_b) and len(faces_a) == len(faces_b) > 150
+    for fa, fb in zip(faces_a, faces_b):
+        assert (fa.id, fa.source_id, fa.frame, fa.face, fa.file, fa.track, fa.bridged) == (
+            fb.id, fb.source_id, fb.frame, fb.face, fb.file, fb.track, fb.bridged,
+        )  # fmt: skip
+        assert np.array_equal(fa.landmarks, fb.landmarks)
+        assert np.array_equal(fa.matrix, fb.matrix)
+        if fb.embedding is not None:
+            assert np.abs(fa.embedding - fb.embedding).max() < 1e-5
+        if fb.file:
+            assert (got / "faces" / fa.file).read_bytes() == (want / "faces" / fb.file).read_bytes()
+    assert not (got / ".shards").exists()
+
+
+def test_extract_on_ray_equals_the_single_process_face_set(clip, single_faceset, tmp_path):
+    out = tmp_path / "fs"
+    summary = extract_on_ray(
+        extract_inputs(clip), out, ExtractConfig(progress=False), RayConfig(workers=2)
+    )
+    assert summary.sources == 2 + len(list((DATA / "images").iterdir()))
+    assert_same_faceset(out, single_faceset)
+
+
+def test_extract_worker_killed_mid_task_is_retried(clip, single_faceset, tmp_path):
+    out = tmp_path / "fs"
+    with Killer("extract_shard", 1.5) as killer:
+        extract_on_ray(
+            extract_inputs(clip), out, ExtractConfig(progress=False), RayConfig(workers=2)
+        )
+    assert killer.killed, "no extract task was seen running"
+    assert_same_faceset(out, single_faceset)

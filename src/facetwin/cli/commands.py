@@ -22,8 +22,15 @@ def cmd_extract(a: argparse.Namespace) -> int:
         embed_every=a.embed_every,
         embedder=a.embedder,
         progress=not a.quiet,
+        plugin_settings=a.plugin_settings or {},
     )
-    s = extract(a.inputs, a.output, cfg)
+    if a.ray:
+        from facetwin.cluster import RayConfig
+        from facetwin.extract.on_ray import extract_on_ray
+
+        s = extract_on_ray(a.inputs, a.output, cfg, RayConfig(a.ray, a.ray_workers))
+    else:
+        s = extract(a.inputs, a.output, cfg)
     held = f"{s.faces} faces (+{s.bridged} bridged) from {s.frames} frames of {s.sources} sources"
     if s.processed:
         print(f"{held} in {s.seconds:.1f} s ({s.frames_per_second:.1f} frames/s) -> {s.faceset}")
@@ -38,10 +45,10 @@ def cmd_extract(a: argparse.Namespace) -> int:
 
 
 def cmd_info(a: argparse.Namespace) -> int:
-    from facetwin.extract.info import faceset_info, format_info
+    from facetwin.extract.info import format_info, read_info
 
-    info = faceset_info(a.faceset)
-    print(json.dumps(info, indent=2) if a.json else format_info(info))
+    info = read_info(a.faceset)
+    print(json.dumps(info.as_dict(), indent=2) if a.json else format_info(info))
     return 0
 
 
@@ -125,6 +132,7 @@ def cmd_convert(a: argparse.Namespace) -> int:
         segment_frames=a.segment_frames,
         ray=a.ray,
         ray_workers=a.ray_workers,
+        plugin_settings=a.plugin_settings or {},
     )
     print(convert(a.input, a.model, a.output, cfg))
     return 0

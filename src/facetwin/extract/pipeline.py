@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -240,8 +241,17 @@ class Extractor:
         self.fs.finish_source(sid, smooth, bridged)
 
 
+#: What processes the sources of one run into its face set: in this process by default
+#: (:func:`run_sources`), on a Ray cluster with ``extract/on_ray.py``. It fills the Extractor's
+#: counts (frames done, skipped and face-less files) for the summary.
+SourceRunner = Callable[["Extractor", list[Source], int, bool], None]
+
+
 def extract(
-    inputs: list[str | Path], output: str | Path, cfg: ExtractConfig | None = None
+    inputs: list[str | Path],
+    output: str | Path,
+    cfg: ExtractConfig | None = None,
+    run: SourceRunner | None = None,
 ) -> ExtractSummary:
     """Extract every face of ``inputs`` into the face set at ``output`` (resuming if it exists).
 
@@ -258,7 +268,7 @@ def extract(
     total = sum(probe(p).frame_count or 0 for p, kind, _ in sources if kind == "video")
 
     device = resolve_device(cfg.device)
-    det = create_detector(cfg.detector, device=device)
+    det = create_detector(cfg.detector, device=device, settings=cfg.detector_settings())
     embed = Embedder(cfg.embedder, device=device)
     refs = reference_embeddings(cfg.refs, det, cfg.max_detect_side, embed)
     out = Path(output)
@@ -266,7 +276,9 @@ def extract(
     make_folder(out, "face set")
     try:
         with exclusive(out, f"face set {out}"):
-            return _extract_into(out, sources, total, cfg, det, embed, refs, made_dir)
+            return _extract_into(
+                out, sources, total, cfg, (det, embed, refs), made_dir, run or run_sources
+            )
     except Exception:
         if made_dir:  # e.g. the lock could not be taken: leave no empty folder
             with contextlib.suppress(OSError):
@@ -279,12 +291,13 @@ def _extract_into(
     sources: list[Source],
     total: int,
     cfg: ExtractConfig,
-    det: Detector,
-    embed: Embedder,
-    refs: np.ndarray,
+    models: tuple[Detector, Embedder, np.ndarray],
     made_dir: bool,
+    run: SourceRunner,
 ) -> ExtractSummary:
-    """:func:`extract` once the face set's lock is held."""
+    """:func:`extract` once the face set's lock is held; ``models`` are the detector, the
+    embedder and the reference identities."""
+    det, embed, refs = models
     fresh = not (out / DB_NAME).exists()
     had_faces_dir = (out / FACES_DIR).exists()
     try:
@@ -297,7 +310,7 @@ def _extract_into(
     ex = Extractor(fs, det, cfg, refs, embed)
     try:
         try:
-            _run_sources(ex, sources, total, cfg.progress)
+            run(ex, sources, total, cfg.progress)
             counts = fs.counts()
             if counts["faces"]:
                 write_contact_sheet(fs)
@@ -326,7 +339,7 @@ def _extract_into(
     )
 
 
-def _run_sources(ex: Extractor, sources: list[Source], total: int, progress: bool) -> None:
+def run_sources(ex: Extractor, sources: list[Source], total: int, progress: bool) -> None:
     """Photos first (one bar), then the videos (one bar over all their frames)."""
     videos = [s for s in sources if s[1] == "video"]
     images = [s for s in sources if s[1] == "image"]
@@ -359,5 +372,6 @@ __all__ = [
     "expand_inputs",
     "extract",
     "reference_embeddings",
+    "run_sources",
     "write_contact_sheet",
 ]
