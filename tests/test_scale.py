@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DATA, MAN, WOMAN, train_lite
+from conftest import DATA, MAN, MAN_NOFACE, WOMAN, train_lite
 from facetwin.cluster import RayConfig
 from facetwin.convert.pipeline import ConvertConfig, convert
 from facetwin.extract.on_ray import extract_on_ray
 from facetwin.extract.pipeline import ExtractConfig, extract
 from facetwin.faceset import FaceSet
-from facetwin.media.video import copy_head, iter_frames
+from facetwin.media.video import copy_head, decode_frames, frame_index, iter_frames
 
 pytestmark = pytest.mark.slow
 SEGMENT = 25  # frames per segment: the 4 s clip (98 frames) makes four Ray tasks
@@ -157,6 +157,22 @@ def test_the_driver_killed_then_the_same_command_resumes(
     resumed = int(rerun.stdout.split("resumed segments: ")[1].split()[0])
     assert resumed >= finished  # kept, not redone (workers may have finished more meanwhile)
     assert_same_video(frames(out), single)
+
+
+@pytest.mark.parametrize("video", [WOMAN, MAN_NOFACE], ids=["mp4", "mov"])
+def test_a_segment_decoded_from_its_keyframe_is_the_same(video):
+    """A segment task seeks to the keyframe before its first frame instead of decoding the
+    video from the start: same frames, same indices, same pixels, fewer frames decoded."""
+    index = frame_index(video)
+    assert index is not None and len(index.keyframes) > 3  # keyframes every ~30-72 frames
+    linear = {f.index: f.image for f in decode_frames(video)}
+    assert len(index.pts) == len(linear)
+    for start in (1, index.keyframes[1], index.keyframes[2] + 7, len(linear) - 3):
+        got = [f for f, _ in zip(decode_frames(video, start, index), range(12))]
+        assert [f.index for f in got] == list(range(start, min(start + 12, len(linear))))
+        assert all(np.array_equal(f.image, linear[f.index]) for f in got)
+    assert index.seek_pts(index.keyframes[2] + 7) == index.pts[index.keyframes[2]]
+    assert index.seek_pts(1) is None  # the first keyframe is the start anyway
 
 
 # -- extract -------------------------------------------------------------------------------

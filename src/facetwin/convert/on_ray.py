@@ -33,7 +33,7 @@ from facetwin.convert.config import ConvertConfig, Outcome
 from facetwin.convert.converter import Converter
 from facetwin.convert.swap import load_swap_model
 from facetwin.convert.video import join_parts, open_writer, parts_folder, video_plan
-from facetwin.media.video import decode_frames, probe
+from facetwin.media.video import FrameIndex, decode_frames, frame_index, probe
 from facetwin.media.video_writer import check_complete, container_format, count_video_packets
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,11 @@ def render_segment(
     faces: dict[int, list],
     start: int,
     stop: int,
+    index: FrameIndex | None = None,
 ) -> SegmentReport:
     """Swap and encode frames ``[start, stop)`` of ``src`` into their segment file in ``parts``
-    (a Ray task; also callable in-process). ``faces`` holds the plan's faces of those frames."""
+    (a Ray task; also callable in-process). ``faces`` holds the plan's faces of those frames;
+    with the video's ``index`` decoding starts at the keyframe before ``start``."""
     t0 = time.perf_counter()
     cfg = replace(cfg, faceset=None, progress=False, ray=None)  # the plan came with the task
     conv = Converter(load_swap_model(model_dir, cfg.device), cfg)
@@ -68,7 +70,7 @@ def render_segment(
     loaded = time.perf_counter()
     frames = 0
     try:
-        for f in decode_frames(src, start):
+        for f in decode_frames(src, start, index):
             if f.index >= stop:
                 break
             if not writer.is_finished(f.index):
@@ -135,6 +137,7 @@ def _run_tasks(
         return []
     with connect(ray_cfg) as ray:
         task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(render_segment)
+        index = ray.put(frame_index(path))  # once into the object store, shared by every task
         refs = [
             task.remote(
                 str(path),
@@ -144,6 +147,7 @@ def _run_tasks(
                 {i: faces[i] for i in range(a, b) if i in faces},
                 a,
                 b,
+                index,
             )
             for a, b in todo
         ]

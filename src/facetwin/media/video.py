@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,8 @@ import numpy as np
 
 from facetwin.errors import InputError
 from facetwin.media.image import is_image_path
+
+log = logging.getLogger(__name__)
 
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 
@@ -76,11 +80,33 @@ class TimedFrame:
     pts: int | None  # in the stream's time base
 
 
-def decode_frames(path: str | Path, start: int = 0) -> Iterator[TimedFrame]:
-    """Every frame from ``start`` on with its timestamp, streamed (constant memory)."""
+def decode_frames(
+    path: str | Path, start: int = 0, index: FrameIndex | None = None
+) -> Iterator[TimedFrame]:
+    """Every frame from ``start`` on with its timestamp, streamed (constant memory).
+
+    With the video's :class:`FrameIndex`, decoding starts at the last keyframe before
+    ``start`` instead of at the beginning (what makes a segment task of a long video cheap);
+    the frame indices stay those of decoding from the beginning, and if the decoder's frames
+    do not line up with the index (a stream the index misreads) it falls back to that.
+    """
+    p = Path(path)
+    seek = index.seek_pts(start) if index is not None and start > 0 else None
+    if seek is not None and index is not None:
+        seeked = _decode_from_keyframe(p, start, seek, index)
+        first = next(seeked, None)
+        if first is not None and first.index == start:
+            yield first
+            yield from seeked
+            return
+        seeked.close()
+        log.debug("%s: frames after a seek do not match the index; decoding from the start", p)
+    yield from _decode_linear(p, start)
+
+
+def _decode_linear(p: Path, start: int) -> Iterator[TimedFrame]:
     import av
 
-    p = Path(path)
     with _open(p) as c:
         stream = c.streams.video[0]
         stream.thread_type = "AUTO"
@@ -93,6 +119,82 @@ def decode_frames(path: str | Path, start: int = 0) -> Iterator[TimedFrame]:
             raise InputError(f"{p}: video is corrupt or truncated after frame {i} ({e})") from None
         if i < 0:
             raise InputError(f"{p}: no decodable video frames")
+
+
+def _decode_from_keyframe(
+    p: Path, start: int, seek_pts: int, index: FrameIndex
+) -> Iterator[TimedFrame]:
+    """Frames from ``start`` on, decoding from the keyframe at ``seek_pts``; stops (so the
+    caller can fall back) at a frame whose timestamp is not the next one the index expects."""
+    import av
+
+    position = {pts: i for i, pts in enumerate(index.pts)}
+    expected = start
+    with _open(p) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            c.seek(seek_pts, stream=stream, backward=True, any_frame=False)
+            for frame in c.decode(stream):
+                i = position.get(frame.pts) if frame.pts is not None else None
+                if i is not None and i < start:
+                    continue  # between the keyframe and the segment: decoded, not wanted
+                if i != expected:
+                    if expected == start:
+                        return  # misaligned before anything was yielded: fall back
+                    raise InputError(f"{p}: frame {expected} is missing after a seek")
+                yield TimedFrame(i, frame.to_ndarray(format="rgb24"), frame.pts)
+                expected += 1
+        except av.error.FFmpegError as e:
+            raise InputError(
+                f"{p}: video is corrupt or truncated after frame {expected - 1} ({e})"
+            ) from None
+
+
+@dataclass(frozen=True)
+class FrameIndex:
+    """Every frame's timestamp in display order, and which frames are keyframes, read by
+    demuxing alone (no decoding: milliseconds for a short clip).
+
+    Why: a task that converts frames 90,000-90,239 of a long video should not decode the 90,000
+    before them. A decoder can start at a keyframe; the index says which keyframe precedes a
+    frame and which timestamp each frame index has, so frames decoded after a seek keep the
+    indices that decoding from the beginning gives them.
+    """
+
+    pts: tuple[int, ...]
+    keyframes: tuple[int, ...]  # frame indices (display order) of the keyframes
+
+    def seek_pts(self, start: int) -> int | None:
+        """Timestamp of the last keyframe at or before frame ``start``; None when that is the
+        first frame (no seek needed)."""
+        k = bisect.bisect_right(self.keyframes, start) - 1
+        if k < 0 or self.keyframes[k] == 0 or start >= len(self.pts):
+            return None
+        return self.pts[self.keyframes[k]]
+
+
+def frame_index(path: str | Path) -> FrameIndex | None:
+    """The :class:`FrameIndex` of a video; None when its packets lack timestamps or repeat one
+    (then frames can only be found by decoding from the start)."""
+    import av
+
+    packets: list[tuple[int, bool]] = []
+    with _open(Path(path)) as c:
+        try:
+            for pkt in c.demux(c.streams.video[0]):
+                if pkt.size > 0:
+                    if pkt.pts is None:
+                        return None
+                    packets.append((int(pkt.pts), bool(pkt.is_keyframe)))
+        except av.error.FFmpegError:
+            return None
+    pts = sorted(p for p, _ in packets)
+    if len(set(pts)) != len(pts):
+        return None
+    position = {p: i for i, p in enumerate(pts)}
+    keys = sorted(position[p] for p, key in packets if key)
+    return FrameIndex(tuple(pts), tuple(keys))
 
 
 def media_kind(path: Path) -> str:
