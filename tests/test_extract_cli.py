@@ -29,3 +29,31 @@ def test_photos_only_run_and_its_rerun(tmp_path: Path, capsys) -> None:  # type:
     assert main(["extract", str(face), str(cartoon), "-o", str(out)]) == 0
     again = capsys.readouterr().out
     assert again.startswith("already extracted: 1 faces") and "frames/s" not in again
+
+
+def test_plugin_setting_options_fill_one_dict() -> None:
+    """Each ``--<plugin>-<setting>`` lands in ``plugin_settings``, parsed as its declared type;
+    none given leaves it None (the config's empty dict: every plugin on its defaults)."""
+    from facetwin.cli import build_parser
+
+    argv = ["extract", "x.jpg", "-o", "fs", "--detector", "mtcnn", "--mtcnn-threshold", "0.8",
+            "--mtcnn-min-face", "40", "--dlib-cnn-refine", "no"]  # fmt: skip
+    a = build_parser(argv).parse_args(argv)
+    assert a.plugin_settings == {
+        "mtcnn": {"threshold": 0.8, "min_face": 40.0},
+        "dlib-cnn": {"refine": False},
+    }
+    argv = ["extract", "x.jpg", "-o", "fs"]
+    assert build_parser(argv).parse_args(argv).plugin_settings is None
+
+
+def test_a_setting_of_a_detector_not_chosen_is_refused(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """It would silently do nothing: one line, exit 2, and no face set folder made."""
+    out = tmp_path / "fs"
+    photo = str(DATA / "images" / "single_face.jpg")
+    assert main(["extract", photo, "-o", str(out), "--mtcnn-threshold", "0.8"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "facetwin: error: --mtcnn-threshold is a setting of mtcnn, which this run does not use\n"
+    )
+    assert not out.exists()

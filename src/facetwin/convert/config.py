@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from facetwin.convert.blend import BLENDERS
 from facetwin.convert.color import COLOR_MATCHERS
@@ -17,6 +18,7 @@ from facetwin.media.video import media_kind
 from facetwin.media.video_writer import (
     container_format,
 )
+from facetwin.registry import Registry, recorded_settings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,14 @@ class ConvertConfig:
     device: str = "auto"
     jpeg_quality: int = 95
     progress: bool = True
+    # the blender's, colour matcher's and detector's own settings, plugin -> setting -> value
+    # (--poisson-mode ...); those not at their defaults are part of the job key, so a rerun
+    # with others starts over
+    plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def settings_of(self, plugin: str) -> dict[str, Any]:
+        """The settings given for ``plugin`` (the rest keep the plugin's defaults)."""
+        return dict(self.plugin_settings.get(plugin, {}))
 
     @property
     def source_side(self) -> str:
@@ -127,6 +137,19 @@ def input_kind(path: Path) -> str:
     return media_kind(path)
 
 
+def plugin_record(cfg: ConvertConfig) -> dict[str, dict[str, Any]]:
+    """The plugin settings a conversion records (in its job key): the values of its blender,
+    colour matcher and detector that differ from their defaults."""
+    from facetwin.extract.detectors import DETECTORS
+
+    used: list[tuple[Registry[Any], str]] = [
+        (BLENDERS, cfg.blend),
+        (COLOR_MATCHERS, cfg.color),
+        (DETECTORS, cfg.detector),
+    ]
+    return recorded_settings(cfg.plugin_settings, used)
+
+
 def validate(cfg: ConvertConfig) -> None:
     """UsageError for options that cannot work, before any work is done."""
     if cfg.direction not in DIRECTIONS:
@@ -136,6 +159,7 @@ def validate(cfg: ConvertConfig) -> None:
     from facetwin.extract.detectors import DETECTORS
 
     DETECTORS.get(cfg.detector)
+    plugin_record(cfg)  # a one-line UsageError for a bad value
     if not 0 <= cfg.crf <= 51:
         raise UsageError(f"crf must be within 0..51, not {cfg.crf}")
     if cfg.ray_workers < 0:

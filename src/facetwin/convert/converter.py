@@ -19,7 +19,7 @@ import numpy as np
 
 from facetwin.convert.blend import BLENDERS, BlendParams
 from facetwin.convert.color import COLOR_MATCHERS
-from facetwin.convert.config import ConvertConfig
+from facetwin.convert.config import ConvertConfig, plugin_record
 from facetwin.convert.faces import (
     FacePlan,
     check_faceset_identity,
@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 #: of these resumes the same job.
 RUN_ONLY = ("progress", "device", "ray", "ray_workers")
 
+#: Settings that change how a conversion runs but not what it makes: a run with other values
+#: of these resumes the same job.
+RUN_ONLY = ("progress", "device", "ray", "ray_workers")
+
 
 def make_swapper(model: SwapModel, cfg: ConvertConfig, timer: Timer) -> Swapper:
     """The per-frame swap the settings ask for: the target side's decoder, the colour and blend
@@ -47,8 +51,8 @@ def make_swapper(model: SwapModel, cfg: ConvertConfig, timer: Timer) -> Swapper:
     return Swapper(
         model=model,
         side=cfg.target_side,
-        color=COLOR_MATCHERS.get(cfg.color),
-        blend=BLENDERS.get(cfg.blend),
+        color=COLOR_MATCHERS.bind(cfg.color, cfg.settings_of(cfg.color)),
+        blend=BLENDERS.bind(cfg.blend, cfg.settings_of(cfg.blend)),
         params=BlendParams(erode=cfg.erode, feather=cfg.feather, sharpen=cfg.sharpen),
         timer=timer,
         source_side=cfg.source_side,
@@ -99,7 +103,11 @@ class Converter:
         if self._detector is None:
             from facetwin.extract.detectors import create_detector
 
-            self._detector = create_detector(self.cfg.detector, resolve_device(self.cfg.device))
+            self._detector = create_detector(
+                self.cfg.detector,
+                resolve_device(self.cfg.device),
+                self.cfg.settings_of(self.cfg.detector),
+            )
         return self._detector
 
     def plan_from_faceset(self, fs: FaceSet, path: Path) -> FacePlan:
@@ -160,12 +168,13 @@ class Converter:
         """What makes a conversion the same job: the input (as stored), model and settings."""
         job: dict[str, Any] = {
             "model_id": self.model.model_id,
-            "config": {
-                k: v
-                for k, v in asdict(self.cfg).items()
-                if k not in ("progress", "device", "ray", "ray_workers")
-            },
+            "config": {k: v for k, v in asdict(self.cfg).items() if k not in RUN_ONLY},
         }
+        # only settings off their defaults: a job from before plugins had settings, or one
+        # that names a default, is the same job
+        job["config"].pop("plugin_settings")
+        if plugins := plugin_record(self.cfg):
+            job["config"]["plugin_settings"] = plugins
         if path is not None:
             stat = path.stat()
             job.update(input=str(path.resolve()), bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)

@@ -110,6 +110,7 @@ def detect_video(conv: Converter, path: Path, parts: Path) -> FacePlan:
                 work,
                 ExtractConfig(
                     detector=cfg.detector,
+                    plugin_settings={cfg.detector: cfg.settings_of(cfg.detector)},
                     size=WORK_FACESET_SIZE,
                     device=cfg.device,
                     redetect_every=cfg.redetect_every,

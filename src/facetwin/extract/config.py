@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from facetwin.errors import UsageError
 from facetwin.extract.detectors import DETECTORS
 from facetwin.extract.identity import SAME_PERSON
 from facetwin.face.tracking import SmoothConfig
+from facetwin.registry import recorded_settings
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +37,23 @@ class ExtractConfig:
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     commit_every: int = 32  # frames per database transaction
     progress: bool = True
+    # the detector's own settings, plugin -> setting -> value (--mtcnn-threshold ...)
+    plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def detector_settings(self) -> dict[str, Any]:
+        """The settings given for the chosen detector (the rest keep the plugin's defaults)."""
+        return dict(self.plugin_settings.get(self.detector, {}))
 
     def settings(self, ref_embeddings: np.ndarray) -> dict[str, object]:
         """What must stay equal for a face set to be resumed or extended."""
         d = asdict(self)
-        for k in ("refs", "device", "progress", "commit_every"):
+        for k in ("refs", "device", "progress", "commit_every", "plugin_settings"):
             d.pop(k)
+        # only values that differ from the plugin's defaults: a face set made before plugins had
+        # settings, or on the defaults, records none and so is still resumed
+        plugins = recorded_settings(self.plugin_settings, [(DETECTORS, self.detector)])
+        if plugins:
+            d["plugin_settings"] = plugins
         d["refs_sha1"] = hashlib.sha1(np.round(ref_embeddings, 4).tobytes()).hexdigest()[:12]
         return json.loads(json.dumps(d))
 
@@ -63,6 +76,7 @@ def check_config(cfg: ExtractConfig) -> None:
     """UsageError for options no extraction can use (before anything is read or created)."""
     if cfg.detector not in DETECTORS:
         DETECTORS.get(cfg.detector)  # raises the UsageError listing the choices
+    recorded_settings(cfg.plugin_settings, [(DETECTORS, cfg.detector)])  # UsageError if bad
     if cfg.every < 1 or cfg.size < 32 or not 0.5 <= cfg.coverage <= 4.0:
         raise UsageError("need --every >= 1, --size >= 32 and 0.5 <= --coverage <= 4")
     if cfg.embed_every < 1 or cfg.redetect_every < 1 or cfg.commit_every < 1:

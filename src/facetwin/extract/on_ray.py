@@ -84,7 +84,7 @@ def extract_shard(
     killed attempt left)."""
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
-    det = create_detector(cfg.detector, device=device)
+    det = create_detector(cfg.detector, device=device, settings=cfg.detector_settings())
     embed = Embedder(cfg.embedder, device=device)
     fs = FaceSet.create(shard, cfg.settings(refs))
     ex = Extractor(fs, det, cfg, refs, embed)

@@ -13,6 +13,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -30,6 +31,29 @@ from facetwin.faceset.rows import (
     safe_face_file,
 )
 from facetwin.media.image import decode_image
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One source of a face set (a photo or a video) as readers get it: checked, typed.
+
+    width, height, fps, frame_count: None where the source did not say (a photo has no fps).
+    next_frame: the first frame an unfinished extraction has still to process.
+    """
+
+    id: int
+    path: str
+    kind: str  # image | video
+    width: int | None
+    height: int | None
+    fps: float | None
+    frame_count: int | None
+    next_frame: int
+    status: str  # running | done
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
 
 
 class FaceSetReader:
@@ -139,6 +163,21 @@ class FaceSetReader:
         with self._reading():
             rows = list(self.conn.execute(f"SELECT {self._SOURCE_COLS} FROM sources ORDER BY id"))
         return [self._check_source(r) for r in rows]
+
+    def source_records(self) -> list[SourceRecord]:
+        """Every source, checked and typed, in the order they were added."""
+        # the values have the field's types: _check_source checked each
+        return [SourceRecord(**r) for r in self.sources()]  # type: ignore[arg-type]
+
+    def faces_per_source(self) -> dict[int, int]:
+        """Source id -> its faces with an image (bridged ones left out); a source without
+        faces is absent."""
+        sql = "SELECT source_id, COUNT(*) FROM faces WHERE bridged=0 GROUP BY source_id"
+        with self._reading():
+            rows = list(self.conn.execute(sql))
+        if any(not isinstance(v, int) for row in rows for v in row):
+            raise InputError(f"face set {self.root} is damaged: a face's source is not a number")
+        return {int(s): int(n) for s, n in rows}
 
     # -- reading -----------------------------------------------------------------------------
     _COLS = (

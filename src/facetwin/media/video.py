@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,7 +123,7 @@ def _decode_linear(p: Path, start: int) -> Iterator[TimedFrame]:
 
 def _decode_from_keyframe(
     p: Path, start: int, seek_pts: int, index: FrameIndex
-) -> Iterator[TimedFrame]:
+) -> Generator[TimedFrame, None, None]:
     """Frames from ``start`` on, decoding from the keyframe at ``seek_pts``; stops (so the
     caller can fall back) at a frame whose timestamp is not the next one the index expects."""
     import av

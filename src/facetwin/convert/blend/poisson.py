@@ -16,9 +16,15 @@ import cv2
 import numpy as np
 
 from facetwin.convert.blend import BLENDERS, BlendParams, FacePatch, erode_region
+from facetwin.registry import Setting
 
 #: seamlessClone needs frame pixels all round the mask for its boundary condition.
 BORDER = 2
+
+#: ``normal`` keeps the swapped face's own gradients inside the mask; ``mixed`` keeps, at each
+#: pixel, the stronger of the face's and the frame's, so the frame's texture (stubble, wrinkles,
+#: a shadow's edge) shows through: truer to the frame, less to the model.
+CLONE_MODES = {"normal": cv2.NORMAL_CLONE, "mixed": cv2.MIXED_CLONE}
 
 
 def clone_mask(patch: FacePatch, params: BlendParams) -> np.ndarray:
@@ -40,8 +46,23 @@ def clone_centre(mask: np.ndarray) -> tuple[int, int] | None:
     return x + w // 2, y + h // 2
 
 
-@BLENDERS.register("poisson", help="seamless clone (OpenCV Poisson blending)")
-def blend_poisson(original: np.ndarray, patch: FacePatch, params: BlendParams) -> np.ndarray:
+@BLENDERS.register(
+    "poisson",
+    help="seamless clone (OpenCV Poisson blending)",
+    settings=(
+        Setting(
+            "mode",
+            str,
+            "normal",
+            "whose gradients the clone keeps: the face's (normal) or the stronger of the face's "
+            "and the frame's (mixed: the frame's texture shows through)",
+            choices=tuple(CLONE_MODES),
+        ),
+    ),
+)
+def blend_poisson(
+    original: np.ndarray, patch: FacePatch, params: BlendParams, mode: str = "normal"
+) -> np.ndarray:
     """Poisson clone of the swapped face into the original, in place (no shift).
 
     OpenCV solves over the mask's bounding box, not over the mask: the colour correction
@@ -53,4 +74,4 @@ def blend_poisson(original: np.ndarray, patch: FacePatch, params: BlendParams) -
     if centre is None:
         return original
     # seamlessClone writes into the mask it is given (it inverts it): hand it a copy
-    return cv2.seamlessClone(patch.face, original, mask.copy(), centre, cv2.NORMAL_CLONE)
+    return cv2.seamlessClone(patch.face, original, mask.copy(), centre, CLONE_MODES[mode])

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from facetwin.convert.color import COLOR_MATCHERS, enough_pixels
+from facetwin.registry import Setting
 
 _LEVELS = np.arange(256, dtype=np.float64)
 
@@ -26,23 +27,41 @@ def _cdf(values: np.ndarray, centred: bool = False) -> np.ndarray:
     return cdf / max(counts.sum(), 1.0)
 
 
-def match_channel(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+def match_channel(src: np.ndarray, dst: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """256-entry lookup table taking the distribution of ``src`` values to that of ``dst``.
 
     Each source level goes to the target level at the same cumulative frequency (linear
     interpolation between target levels, so the table is monotonic and has no gaps).
+    ``strength`` < 1 stops part of the way (each level moves by that fraction), which tames
+    the noise a small or patchy mask gives the full match; 1.0 is the full match exactly.
     """
-    return np.interp(_cdf(src, centred=True), _cdf(dst), _LEVELS).round().astype(np.uint8)
+    matched = np.interp(_cdf(src, centred=True), _cdf(dst), _LEVELS)
+    return (_LEVELS * (1.0 - strength) + matched * strength).round().astype(np.uint8)
 
 
-@COLOR_MATCHERS.register("hist", help="per-channel histogram matching")
-def match_hist(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+@COLOR_MATCHERS.register(
+    "hist",
+    help="per-channel histogram matching",
+    settings=(
+        Setting(
+            "strength",
+            float,
+            1.0,
+            "fraction of the way each level moves towards the match (0: the model's colours)",
+            low=0.0,
+            high=1.0,
+        ),
+    ),
+)
+def match_hist(
+    face: np.ndarray, target: np.ndarray, mask: np.ndarray, strength: float = 1.0
+) -> np.ndarray:
     """``face`` with each channel's histogram inside ``mask`` matched to ``target``'s."""
     if not enough_pixels(mask):
         return face
     sel = mask.astype(bool)
     channels = [
-        cv2.LUT(face[..., c], match_channel(face[..., c][sel], target[..., c][sel]))
+        cv2.LUT(face[..., c], match_channel(face[..., c][sel], target[..., c][sel], strength))
         for c in range(3)
     ]
     return np.dstack(channels)

@@ -12,6 +12,7 @@ from facetwin.extract.detectors import DETECTORS
 from facetwin.extract.detectors.base import Detection, Detector
 from facetwin.extract.models import dlib_model
 from facetwin.face.boxes import iou
+from facetwin.registry import Setting
 
 # MMOD box -> dlib HOG box. Both are square; MMOD's sits a little left and high of HOG's.
 # Measured on the faces both detectors find (upsample 0), each image first downscaled so that
@@ -89,6 +90,27 @@ class DlibCnnDetector:
         return best
 
 
-@DETECTORS.register("dlib-cnn", help="dlib MMOD CNN, turned faces too, slow on a CPU")
-def _make(device: str = "cpu") -> DlibCnnDetector:
-    return DlibCnnDetector(device=device)
+@DETECTORS.register(
+    "dlib-cnn",
+    help="dlib MMOD CNN, turned faces too, slow on a CPU",
+    settings=(
+        Setting(
+            "upsample",
+            int,
+            0,
+            "times the image is doubled before detection: smaller faces are found, each "
+            "doubling about 4x slower",
+            low=0,
+            high=3,
+        ),
+        Setting(
+            "refine",
+            bool,
+            True,
+            "replace each box by MTCNN's on a crop around it (landmarks of turned faces; "
+            "no: the fixed MMOD-to-HOG mapping alone)",
+        ),
+    ),
+)
+def _make(device: str = "cpu", upsample: int = 0, refine: bool = True) -> DlibCnnDetector:
+    return DlibCnnDetector(device=device, upsample=upsample, refine=refine)

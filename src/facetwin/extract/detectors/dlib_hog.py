@@ -12,12 +12,19 @@ import numpy as np
 
 from facetwin.extract.detectors import DETECTORS
 from facetwin.extract.detectors.base import Detection
+from facetwin.registry import Setting
+
+#: dlib's own defaults: no upsampling (faces from 80 px), SVM scores above 0
+UPSAMPLE = 0
+THRESHOLD = 0.0
 
 
 class DlibHogDetector:
     name = "dlib-hog"
 
-    def __init__(self, device: str = "cpu", upsample: int = 0, threshold: float = 0.0) -> None:
+    def __init__(
+        self, device: str = "cpu", upsample: int = UPSAMPLE, threshold: float = THRESHOLD
+    ) -> None:
         import dlib
 
         self._det = dlib.get_frontal_face_detector()
@@ -32,6 +39,30 @@ class DlibHogDetector:
         ]
 
 
-@DETECTORS.register("dlib-hog", help="dlib HOG, frontal faces, fast on a CPU")
-def _make(device: str = "cpu") -> DlibHogDetector:
-    return DlibHogDetector(device=device)
+@DETECTORS.register(
+    "dlib-hog",
+    help="dlib HOG, frontal faces, fast on a CPU",
+    settings=(
+        Setting(
+            "upsample",
+            int,
+            UPSAMPLE,
+            "times the image is doubled before detection: faces down to 80/2^N px are found, "
+            "each doubling about 4x slower",
+            low=0,
+            high=3,
+        ),
+        Setting(
+            "threshold",
+            float,
+            THRESHOLD,
+            "SVM score a face must exceed: lower finds more faces and more false ones",
+            low=-2.0,
+            high=2.0,
+        ),
+    ),
+)
+def _make(
+    device: str = "cpu", upsample: int = UPSAMPLE, threshold: float = THRESHOLD
+) -> DlibHogDetector:
+    return DlibHogDetector(device=device, upsample=upsample, threshold=threshold)

@@ -41,6 +41,7 @@ from facetwin.extract.detectors._mtcnn_cascade import (
 )
 from facetwin.extract.detectors._mtcnn_nets import ONet, PNet, RNet, load_nets
 from facetwin.extract.detectors.base import Detection
+from facetwin.registry import Setting
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,41 @@ class MtcnnDetector:
         ]
 
 
-@DETECTORS.register("mtcnn", help="MTCNN, profiles and small faces")
-def _make(device: str = "cpu") -> MtcnnDetector:
-    return MtcnnDetector(device=device)
+_DEFAULTS = MtcnnParams()
+
+
+@DETECTORS.register(
+    "mtcnn",
+    help="MTCNN, profiles and small faces",
+    settings=(
+        Setting(
+            "threshold",
+            float,
+            _DEFAULTS.thresholds[2],
+            "final (O-Net) face probability a face must reach: lower finds more faces and more "
+            "false ones (MTCNN's published value is 0.7)",
+            low=0.0,
+            high=1.0,
+        ),
+        Setting(
+            "min_face",
+            float,
+            _DEFAULTS.min_face,
+            "smallest face side in pixels to look for: larger is faster (a shallower pyramid)",
+            low=12.0,
+        ),
+    ),
+)
+def _make(
+    device: str = "cpu",
+    threshold: float = _DEFAULTS.thresholds[2],
+    min_face: float = _DEFAULTS.min_face,
+) -> MtcnnDetector:
+    p_net, r_net, _ = _DEFAULTS.thresholds
+    params = MtcnnParams(
+        min_face=min_face, thresholds=(p_net, r_net, threshold), factor=_DEFAULTS.factor
+    )
+    return MtcnnDetector(device=device, params=params)
 
 
 __all__ = [
