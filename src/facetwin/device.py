@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from facetwin.errors import UsageError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -27,3 +30,27 @@ def resolve_device(name: str = "auto") -> str:
     if base not in DEVICE_CHOICES:
         raise UsageError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
     return name
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads on the CPU (0: leave torch's choice), restoring
+    the previous count after.
+
+    Why convert and the live swap use one: their model call is a batch of one or two faces, too
+    small for intra-op parallelism to pay, while the other stages (decoding, PNG and x264
+    encoding) run threads of their own. On 2 cores a second torch thread then waits on busy
+    cores at every layer: the lite model's forward measured 4-10x slower with two threads than
+    with one whenever anything else ran (benchmarks/results/threads-cpu.json).
+    """
+    if n <= 0:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

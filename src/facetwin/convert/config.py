@@ -55,6 +55,7 @@ class ConvertConfig:
     preset: str = "medium"
     segment_frames: int = 240  # frames per resumable video segment
     detector: str = "dlib-hog"
+    threads: int = 1  # torch threads for the model on a CPU (0: torch's choice); see device.py
     ray: str | None = None  # video: run the frames pass on Ray ("local" or a cluster address)
     ray_workers: int = 0  # local Ray cluster: worker processes (0: one per CPU core)
     max_detect_side: int = 1280
@@ -162,6 +163,8 @@ def validate(cfg: ConvertConfig) -> None:
     plugin_record(cfg)  # a one-line UsageError for a bad value
     if not 0 <= cfg.crf <= 51:
         raise UsageError(f"crf must be within 0..51, not {cfg.crf}")
+    if cfg.threads < 0:
+        raise UsageError("threads must be 0 (torch's choice) or more")
     if cfg.ray_workers < 0:
         raise UsageError("ray_workers must be 0 (one per CPU core) or more")
     if cfg.segment_frames < 1:

@@ -38,11 +38,11 @@ log = logging.getLogger(__name__)
 
 #: Settings that change how a conversion runs but not what it makes: a run with other values
 #: of these resumes the same job.
-RUN_ONLY = ("progress", "device", "ray", "ray_workers")
+RUN_ONLY = ("progress", "device", "threads", "ray", "ray_workers")
 
 #: Settings that change how a conversion runs but not what it makes: a run with other values
 #: of these resumes the same job.
-RUN_ONLY = ("progress", "device", "ray", "ray_workers")
+RUN_ONLY = ("progress", "device", "threads", "ray", "ray_workers")
 
 
 def make_swapper(model: SwapModel, cfg: ConvertConfig, timer: Timer) -> Swapper:

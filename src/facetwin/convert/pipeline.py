@@ -50,6 +50,7 @@ from facetwin.convert.on_ray import convert_video_on_ray
 from facetwin.convert.stills import convert_folder, convert_image, convert_preview
 from facetwin.convert.swap import SwapModel, load_swap_model
 from facetwin.convert.video import convert_video, parts_folder
+from facetwin.device import torch_threads
 from facetwin.errors import InputError, NoFaceError, UsageError
 from facetwin.lock import exclusive
 from facetwin.media.files import make_folder
@@ -151,7 +152,8 @@ def convert(
         dst = image_output_path(dst)
     conv = Converter(model, cfg)  # reads --faceset: a damaged one fails here, before any write
     try:
-        result = _convert_owned(conv, src, dst, kind, model_dir)
+        with torch_threads(cfg.threads):
+            result = _convert_owned(conv, src, dst, kind, model_dir)
     finally:
         conv.close()
     return _summary(src, dst, kind, result, time.perf_counter() - t0, conv)
