@@ -16,6 +16,9 @@ STAGES = [
     "bench_train",
     "bench_convert",
     "bench_label",
+    "bench_live",
+    "bench_threads",
+    "bench_scale",
     "quality",
 ]
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from facetwin.errors import OutputError, UsageError
 from facetwin.faceset.reads import FaceSetReader
-from facetwin.faceset.rows import FACES_DIR, SCHEMA_VERSION, FaceRow, as_blob
+from facetwin.faceset.rows import FACES_DIR, SCHEMA_VERSION, FaceRecord, FaceRow, as_blob
 from facetwin.faceset.schema import check_version, connect_existing, create_database
 from facetwin.media.files import atomic_write_bytes
 
@@ -138,6 +138,27 @@ class FaceSet(FaceSetReader):
             )
             _insert_faces(c, bridged, "INSERT")
             c.execute("UPDATE sources SET status='done' WHERE id=?", (source_id,))
+
+    # -- curating (the studio's sort tool and mask editor) ------------------------------------
+    def delete_faces(self, ids: Iterable[int]) -> list[FaceRecord]:
+        """Remove faces ``ids`` (rows and their frames' counts, one transaction); the records
+        removed, so the caller can move their image files aside."""
+        wanted = {int(i) for i in ids}
+        doomed = [r for r in self.faces(include_bridged=True) if r.id in wanted]
+        with self.transaction() as c:
+            for r in doomed:
+                c.execute("DELETE FROM faces WHERE id=?", (r.id,))
+                c.execute(
+                    "UPDATE frames SET faces=MAX(faces-1, 0) WHERE source_id=? AND frame=?",
+                    (r.source_id, r.frame),
+                )
+        return doomed
+
+    def set_mask(self, face_id: int, png: bytes) -> None:
+        """Replace face ``face_id``'s stored masks by a grey PNG (255 = both kinds, the
+        encoding :meth:`load_mask` reads)."""
+        with self.transaction() as c:
+            c.execute("UPDATE faces SET masks=? WHERE id=?", (png, int(face_id)))
 
 
 def _insert_faces(c: sqlite3.Connection, faces: Iterable[FaceRow], verb: str) -> None:
