@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml Makefile
 	# facenet-pytorch ships the MTCNN weights we load into our own network; its own code pins an
 	# old torch, so install it without dependencies and never import it.
 	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0
+	# mediapipe ships the Face Mesh model the `mesh` landmarkers run with OpenCV (never imported;
+	# its own dependencies would pull numpy<2 and opencv-contrib)
+	$(BIN)/pip install -q --no-deps mediapipe==0.10.21
 	touch $(STAMP)
 
 install: $(STAMP)

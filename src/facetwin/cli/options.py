@@ -43,6 +43,14 @@ def args_extract(e: argparse.ArgumentParser) -> None:
         choices=DETECTORS.names(),
         help=DETECTORS.describe("dlib-hog"),
     )
+    from facetwin.extract.landmarkers import DEFAULT_LANDMARKER, LANDMARKERS
+
+    e.add_argument(
+        "--landmarker",
+        default=DEFAULT_LANDMARKER,
+        choices=LANDMARKERS.names(),
+        help=LANDMARKERS.describe(DEFAULT_LANDMARKER),
+    )
     e.add_argument("--size", type=int, default=256, help="aligned face size in pixels (256)")
     e.add_argument(
         "--coverage",
@@ -201,6 +209,14 @@ def args_convert(c: argparse.ArgumentParser) -> None:
         help="do not label the output as synthetic (prints a warning)",
     )
     c.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    c.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="torch threads for the model on a CPU (1; 0 = torch's choice): one face at a time "
+        "gains little from more, and loses much when the cores are busy",
+    )
     c.add_argument(
         "--segment-frames",
         type=int,

@@ -9,6 +9,7 @@ the interrupt tests replace it to raise a Ctrl-C mid-frame.
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -16,7 +17,13 @@ import cv2
 import numpy as np
 
 from facetwin.extract.detectors import Detection
-from facetwin.extract.landmarks import landmarks_68
+from facetwin.extract.landmarkers import Landmarker, LandmarkFit
+from facetwin.extract.landmarks import (
+    MAX_KEYPOINT_DISTANCE,
+    box_towards,
+    keypoint_distance,
+    landmarks_68,
+)
 from facetwin.face.align import alignment_matrix, transform_points, warp_face
 from facetwin.face.masks import face_mask
 from facetwin.face.pose import head_pose
@@ -25,6 +32,8 @@ from facetwin.faceset import FaceRow
 #: An embedding as extract holds it: computed, still being computed beside the main loop (a
 #: Future), already encoded for the database (bytes), or not there.
 Embedding = np.ndarray | Future[np.ndarray] | bytes | None
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,11 +47,47 @@ class FaceData:
     masks: np.ndarray
     blur: float
     pose: tuple[float, float, float]
+    #: the landmarks contradict the detector's keypoints even after a refit (see fit_landmarks):
+    #: a face not to store
+    suspect: bool = False
 
 
-def analyse_face(image: np.ndarray, det: Detection, size: int, coverage: float) -> FaceData:
-    """Landmarks, alignment, masks, blur and pose of one detected face."""
-    lm = landmarks_68(image, det.box)
+def fit_landmarks(
+    image: np.ndarray, det: Detection, landmarker: Landmarker | None = None
+) -> tuple[LandmarkFit, bool]:
+    """The face's landmarks, checked against the detector's own keypoints where it gives them.
+
+    A landmark model follows the box it is given, so a box misplaced for a turned head put the
+    eyes on the cheek without a sign (issue 16). Where the 68 points' eyes, nose and mouth lie
+    more than ``MAX_KEYPOINT_DISTANCE`` from the detector's five keypoints, the box is moved
+    onto the keypoints and the points fitted again; the face is ``suspect`` (True) if they still
+    disagree. ``landmarker`` None: dlib's predictor.
+    """
+
+    def fit(box: tuple[float, float, float, float]) -> LandmarkFit:
+        return landmarker.fit(image, box) if landmarker else LandmarkFit(landmarks_68(image, box))
+
+    found = fit(det.box)
+    if det.points5 is None or keypoint_distance(found.points, det.points5) <= MAX_KEYPOINT_DISTANCE:
+        return found, False
+    again = fit(box_towards(det.box, found.points, det.points5))
+    suspect = keypoint_distance(again.points, det.points5) > MAX_KEYPOINT_DISTANCE
+    if suspect:
+        log.warning("landmarks contradict the detector's keypoints at box %s", det.box)
+    return again, suspect
+
+
+def analyse_face(
+    image: np.ndarray,
+    det: Detection,
+    size: int,
+    coverage: float,
+    landmarker: Landmarker | None = None,
+) -> FaceData:
+    """Landmarks, alignment, masks, blur and pose of one detected face (``landmarker`` None:
+    dlib's predictor; the pose is the landmarker's own where it measures one)."""
+    found, suspect = fit_landmarks(image, det, landmarker)
+    lm = found.points
     m = alignment_matrix(lm, size, coverage)
     aligned = warp_face(image, m, size)
     lm_al = transform_points(lm, m)
@@ -53,7 +98,8 @@ def analyse_face(image: np.ndarray, det: Detection, size: int, coverage: float) 
     gray = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY)
     q = size // 4
     blur = float(cv2.Laplacian(gray[q:-q, q:-q], cv2.CV_64F).var())
-    return FaceData(det, lm, m, aligned, masks, blur, head_pose(lm, image.shape[:2]))
+    pose = found.pose if found.pose is not None else head_pose(lm, image.shape[:2])
+    return FaceData(det, lm, m, aligned, masks, blur, pose, suspect)
 
 
 def emb_bytes(emb: Embedding) -> bytes | None:

@@ -15,6 +15,7 @@ import numpy as np
 from facetwin.errors import UsageError
 from facetwin.extract.detectors import DETECTORS
 from facetwin.extract.identity import SAME_PERSON
+from facetwin.extract.landmarkers import DEFAULT_LANDMARKER, LANDMARKERS
 from facetwin.face.tracking import SmoothConfig
 from facetwin.registry import recorded_settings
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ExtractConfig:
     detector: str = "dlib-hog"
+    landmarker: str = DEFAULT_LANDMARKER  # 68 points (and maybe pose) of each detected face
     size: int = 256  # aligned crop side, pixels
     coverage: float = 2.0  # crop side in mean-face units: 1.0 tight central face, 2.0 full face
     every: int = 1  # process every N-th video frame
@@ -54,6 +56,8 @@ class ExtractConfig:
         plugins = recorded_settings(self.plugin_settings, [(DETECTORS, self.detector)])
         if plugins:
             d["plugin_settings"] = plugins
+        if d.get("landmarker") == DEFAULT_LANDMARKER:  # face sets made before the choice resume
+            d.pop("landmarker")
         d["refs_sha1"] = hashlib.sha1(np.round(ref_embeddings, 4).tobytes()).hexdigest()[:12]
         return json.loads(json.dumps(d))
 
@@ -76,6 +80,8 @@ def check_config(cfg: ExtractConfig) -> None:
     """UsageError for options no extraction can use (before anything is read or created)."""
     if cfg.detector not in DETECTORS:
         DETECTORS.get(cfg.detector)  # raises the UsageError listing the choices
+    if cfg.landmarker not in LANDMARKERS:
+        LANDMARKERS.get(cfg.landmarker)
     recorded_settings(cfg.plugin_settings, [(DETECTORS, cfg.detector)])  # UsageError if bad
     if cfg.every < 1 or cfg.size < 32 or not 0.5 <= cfg.coverage <= 4.0:
         raise UsageError("need --every >= 1, --size >= 32 and 0.5 <= --coverage <= 4")

@@ -35,6 +35,7 @@ from facetwin.extract.detect import detect_full
 from facetwin.extract.detectors import Detection, Detector, create_detector
 from facetwin.extract.identity import Embedder, matches
 from facetwin.extract.inputs import Source, expand_inputs, reference_embeddings
+from facetwin.extract.landmarkers import create_landmarker
 from facetwin.extract.output import (
     CONTACT_SHEET,
     discard_empty,
@@ -67,6 +68,7 @@ class Extractor:
         self, fs: FaceSet, det: Detector, cfg: ExtractConfig, refs: np.ndarray, embed: Embedder
     ) -> None:
         self.fs, self.det, self.cfg, self.refs, self.embed = fs, det, cfg, refs, embed
+        self.landmarker = create_landmarker(cfg.landmarker)
         self.frames_done = 0
         self.skipped: list[str] = []
         self.no_face: list[str] = []
@@ -132,7 +134,9 @@ class Extractor:
         sid = self.fs.add_source(key, "image", w, h, None, 1)
         rows: list[FaceRow] = []
         for d in detect_full(self.det, img, self.cfg.max_detect_side):
-            fd = analyse_face(img, d, self.cfg.size, self.cfg.coverage)
+            fd = analyse_face(img, d, self.cfg.size, self.cfg.coverage, self.landmarker)
+            if fd.suspect:  # landmarks that contradict the detection are not stored
+                continue
             emb = self.embed(img, fd.landmarks)
             if len(self.refs) and not matches(emb, self.refs, self.cfg.threshold):
                 continue
@@ -221,7 +225,9 @@ class Extractor:
             t = known or Track(next_id, d.box, idx)
             if known is None:
                 next_id += 1
-            fd = analyse_face(frame, d, cfg.size, cfg.coverage)
+            fd = analyse_face(frame, d, cfg.size, cfg.coverage, self.landmarker)
+            if fd.suspect:  # landmarks that contradict the detection are not stored
+                continue
             t.box, t.last_frame = d.box, idx
             if t.emb is None or idx - (t.emb_frame or 0) >= cfg.embed_every * cfg.every:
                 t.emb_frame = idx
