@@ -40,8 +40,9 @@ def torch_threads(n: int) -> Iterator[None]:
     Why convert and the live swap use one: their model call is a batch of one or two faces, too
     small for intra-op parallelism to pay, while the other stages (decoding, PNG and x264
     encoding) run threads of their own. On 2 cores a second torch thread then waits on busy
-    cores at every layer: the lite model's forward measured 4-10x slower with two threads than
-    with one whenever anything else ran (benchmarks/results/threads-cpu.json).
+    cores at every layer: converting 98 frames took 11.3 s with two threads against 3.6 s with
+    one while another process kept a core busy, for a gain of 3.2 -> 2.6 s on an idle machine
+    (benchmarks/results/threads-cpu.json).
     """
     if n <= 0:
         yield
