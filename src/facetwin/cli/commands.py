@@ -175,6 +175,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
             start_frame=a.start_frame,
             direction=a.direction,
             metrics=a.metrics,
+            pose=a.pose,
         ),
     )
     print(json.dumps(headline(m), indent=2, default=str))

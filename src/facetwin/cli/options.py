@@ -321,6 +321,15 @@ def args_eval(ev: argparse.ArgumentParser) -> None:
         help="measure only these, comma-separated (default: all; the sections of metrics.json "
         "of the others are null). " + MEASURES.describe(),
     )
+    from facetwin.extract.landmarkers import LANDMARKERS
+
+    ev.add_argument(
+        "--pose",
+        default="landmarks",
+        choices=("landmarks", *LANDMARKERS.names()),
+        help="head pose of both faces: 'landmarks' (a rigid fit of the 68 points, default) or a "
+        "landmarker that measures it, e.g. dlib-mesh-pose (docs/landmarks.md)",
+    )
 
 
 def args_demo(d: argparse.ArgumentParser) -> None:

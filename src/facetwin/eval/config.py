@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from facetwin.errors import UsageError
 from facetwin.extract.detectors import DETECTORS
+from facetwin.extract.landmarkers import LANDMARKERS
 from facetwin.face.masks import MASK_KINDS
 
 LANDMARK_BOXES = ("original", "swap")
@@ -36,6 +37,10 @@ class EvalConfig:
     # measures run (names in eval/measures/; None = every registered one). metrics.json's
     # config lists the ones that ran; the sections of the others are null
     metrics: tuple[str, ...] | None = None
+    # head pose of both faces: "landmarks" (the rigid 68-point fit, facetwin.face.pose) or a
+    # landmarker that measures pose itself, e.g. "dlib-mesh-pose" (within 5 degrees on the
+    # known-yaw stills where the landmark fit is 7 off at 45: docs/landmarks.md)
+    pose: str = "landmarks"
     progress: bool = True
 
     def check(self) -> None:
@@ -56,5 +61,7 @@ class EvalConfig:
             raise UsageError("max_frames must be >= 1")
         if self.start_frame < 0:
             raise UsageError("start_frame must be >= 0")
+        if self.pose != "landmarks":
+            LANDMARKERS.get(self.pose)  # raises the UsageError listing the choices
         if self.direction not in ("a2b", "b2a"):
             raise UsageError(f"direction must be a2b or b2a, not {self.direction!r}")

@@ -13,6 +13,7 @@ from facetwin.eval.config import EvalConfig
 from facetwin.extract.detect import detect_full, detect_near
 from facetwin.extract.detectors import Detection, Detector
 from facetwin.extract.identity import Embedder
+from facetwin.extract.landmarkers import create_landmarker
 from facetwin.extract.landmarks import landmarks_68
 from facetwin.face.boxes import iou
 from facetwin.face.pose import head_pose
@@ -57,9 +58,20 @@ class Finder:
 
     def __init__(self, det: Detector, cfg: EvalConfig, video: bool, embed: Embedder | None) -> None:
         self.det, self.cfg, self.video, self.embed = det, cfg, video, embed
+        self.poser = None if cfg.pose == "landmarks" else create_landmarker(cfg.pose)
         self.tracks: list[_Track] = []
         self.next_id = 0
         self.since_full = 0
+
+    def pose(
+        self, image: np.ndarray, box: tuple[float, float, float, float], landmarks: np.ndarray
+    ) -> tuple[float, float, float]:
+        """Head pose of the face in ``box``: the pose landmarker's own when ``cfg.pose`` names
+        one that measures it, else the rigid fit of ``landmarks``."""
+        fit = self.poser.fit(image, box) if self.poser is not None else None
+        if fit is not None and fit.pose is not None:
+            return fit.pose
+        return head_pose(landmarks, image.shape[:2])
 
     def embedding(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """A face's identity embedding. The embedder is made only when a measure run needs
@@ -192,7 +204,7 @@ def analyse(
         iod=iod,
         luma_orig=M.mean_luma(orig, region),
         luma_swap=M.mean_luma(swap, region),
-        pose_orig=head_pose(lm_o, shape[:2]),
+        pose_orig=finder.pose(orig, det.box, lm_o),
         step_orig=M.border_color_step(orig, region, cfg.sectors),
         lab_orig=M.mean_lab(orig, region),
         sharp_orig=M.sharpness(orig, region),
@@ -208,7 +220,7 @@ def analyse(
     if region_s is None:
         return pair, full
     pair.found, pair.iou, pair.lm_swap = True, iou(sd.box, det.box), lm_s
-    pair.pose_swap = head_pose(lm_s, shape[:2])
+    pair.pose_swap = finder.pose(swap, det.box, lm_s)  # the same box: no box noise in the error
     pair.step_swap = M.border_color_step(swap, region_s, cfg.sectors)
     pair.lab_swap = M.mean_lab(swap, region_s)
     if embed_swap:
