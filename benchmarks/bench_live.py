@@ -37,12 +37,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench_convert import model as fresh_model
 from facetwin.convert.swap import load_swap_model
 from facetwin.extract.detectors import create_detector
 from facetwin.media.video import copy_head
 from facetwin.studio.live import CameraStandIn, LiveStats, LiveSwap, frames
 from facetwin.studio.merger import MergeSettings
-from facetwin.train.models import arch_info, build_model
 from publish import PUBLISH_HELP, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,21 +54,8 @@ CAMERA_FPS = 30.0  # a common webcam rate
 
 
 def model(arch: str = "lite"):  # type: ignore[no-untyped-def]
-    """Fresh ``arch`` weights, warmed up (first passes pay one-off kernel set-up)."""
-    torch.manual_seed(0)
-    info = arch_info(arch)
-    meta = {
-        "arch": arch,
-        "input_size": info.input_size,
-        "output_size": info.output_size,
-        "coverage": info.default_coverage,
-        "model_id": f"bench-{arch}",
-    }
-    net = build_model(arch).eval()
-    with torch.inference_mode():
-        for _ in range(5):
-            net(torch.zeros(1, 3, info.input_size, info.input_size), "b")
-    return load_swap_model((net, meta))
+    """Fresh ``arch`` weights, warmed up (bench_convert's), as the live path loads them."""
+    return load_swap_model(fresh_model(arch))
 
 
 def measure(clip: Path, realtime: bool, occlusion: bool = True) -> dict:
