@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA
+from facetwin.extract.analyse import analyse_face
 from facetwin.extract.detectors import create_detector
 from facetwin.extract.landmarks import landmarks_68
 from facetwin.face.pose import head_pose
@@ -89,8 +90,17 @@ def test_dlib_cnn_turned_face_is_refined_by_mtcnn() -> None:
     """MMOD's box has no yaw cue: the 68 points from it read the 45-degree still as -15 degrees.
     Refined by MTCNN's box (nose keypoint as the cue) the pose is right again."""
     image = read_image(IMAGES / "45-m7-di-ph.jpg")
-    yaw, _, _ = largest_face_pose(create_detector("dlib-cnn"), image)
+    det = create_detector("dlib-cnn")
+    yaw, _, _ = largest_face_pose(det, image)
     assert abs(abs(yaw) - 45.0) <= 8.0, yaw
+    # the refinement hands on MTCNN's five keypoints (image pixels), so extract can check the
+    # 68 landmarks against them as it does for MTCNN's own faces
+    (face,) = [d for d in det.detect(image) if d.points5 is not None]
+    x0, y0, x1, y1 = face.box
+    assert face.points5.shape == (5, 2)
+    assert ((face.points5 >= (x0, y0)) & (face.points5 <= (x1, y1))).all(), face.points5
+    fd = analyse_face(image, face, 256, 0.8)
+    assert not fd.suspect  # its landmarks agree with the keypoints: stored
 
 
 needs_mesh = pytest.mark.skipif(

@@ -65,15 +65,17 @@ class DlibCnnDetector:
         out = []
         for d in found:
             box = to_dlib_box(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom())
+            points5 = None
             if self.refine:
-                box = self._refined(image, box)
-            out.append(Detection(box=box, score=float(d.confidence)))
+                box, points5 = self._refined(image, box)
+            out.append(Detection(box=box, score=float(d.confidence), points5=points5))
         return out
 
     def _refined(
         self, image: np.ndarray, box: tuple[float, float, float, float]
-    ) -> tuple[float, float, float, float]:
-        """MTCNN's (yaw-corrected) box for the face at ``box``, or ``box`` if it finds none."""
+    ) -> tuple[tuple[float, float, float, float], np.ndarray | None]:
+        """MTCNN's (yaw-corrected) box for the face at ``box`` with its five keypoints (which
+        extract checks the 68 landmarks against), or ``box`` and None if it finds none."""
         if self._mtcnn is None:
             from facetwin.extract.detectors import create_detector
 
@@ -82,12 +84,13 @@ class DlibCnnDetector:
         side = x1 - x0
         cx0, cy0 = int(max(0, x0 - side)), int(max(0, y0 - side))
         crop = np.ascontiguousarray(image[cy0 : int(y1 + side), cx0 : int(x1 + side)])
-        best, best_iou = box, 0.3
+        best, best_iou, points = box, 0.3, None
         for m in self._mtcnn.detect(crop):
             b = (m.box[0] + cx0, m.box[1] + cy0, m.box[2] + cx0, m.box[3] + cy0)
             if (o := iou(b, box)) > best_iou:
                 best, best_iou = b, o
-        return best
+                points = None if m.points5 is None else m.points5 + np.array([cx0, cy0])
+        return best, points
 
 
 @DETECTORS.register(
