@@ -13,35 +13,41 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Self
 
 
 class GracefulStop:
-    """Context manager: ``requested`` turns true on the first Ctrl-C inside the block.
+    """Context manager: ``requested`` turns true on the first of ``signals`` (Ctrl-C) inside the
+    block; a second one calls :meth:`second` (stop at once).
 
     Outside the main thread (where signal handlers cannot be installed) it does nothing and
     Ctrl-C behaves as usual.
     """
 
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT,)
+
     def __init__(self) -> None:
         self.requested = False
-        self._old: Any = None
-        self._installed = False
+        self._old: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
-            raise KeyboardInterrupt
+            self.second()
         self.requested = True
+
+    def second(self) -> None:
+        """A second signal: stop at once."""
+        raise KeyboardInterrupt
 
     def check(self) -> None:
         """Raise ``KeyboardInterrupt`` if a stop was asked for: call it at a safe point."""
         if self.requested:
             raise KeyboardInterrupt
 
-    def __enter__(self) -> GracefulStop:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+            for sig in self.signals:
+                self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(
@@ -50,6 +56,6 @@ class GracefulStop:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._old)
-            self._installed = False
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()

@@ -18,16 +18,15 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
 from typing import Any
 
 from facetwin.errors import BusyError
+from facetwin.interrupt import GracefulStop
 from facetwin.jobs import logtext, procs, store
 from facetwin.jobs.model import Job, JobState, with_blocked
 from facetwin.lock import exclusive, lock_path_for
@@ -99,36 +98,19 @@ def runner_lock(project_dir: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None
         yield
 
 
-class StopSignals:
+class StopSignals(GracefulStop):
     """SIGINT/SIGTERM while the runner runs: the first asks it to stop (the job gets one SIGINT
     and saves), a second one kills the job at once. Outside the main thread (a web server's
     runner thread) nothing is installed; ``should_stop`` is the way to stop it there."""
 
+    signals = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self) -> None:
-        self.requested = False
+        super().__init__()
         self.hard = False
-        self._old: dict[int, Any] = {}
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            self.hard = True
-        self.requested = True
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old.clear()
+    def second(self) -> None:
+        self.hard = True
 
 
 def child_command(job: Job) -> list[str]:
