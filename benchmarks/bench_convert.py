@@ -25,7 +25,7 @@ from facetwin.convert import ConvertConfig, convert
 from facetwin.extract.pipeline import ExtractConfig, extract
 from facetwin.media.video import copy_head
 from facetwin.train.models import arch_info, build_model
-from publish import PUBLISH_HELP, write_result
+from publish import PUBLISH_HELP, text_table, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "data" / "video" / "single_face.mp4"
@@ -94,10 +94,7 @@ def run(quick: bool = False) -> list[dict]:
 def table(rows: list[dict]) -> str:
     head = ["case", "arch", "frames", "frames_per_s"] + [f"{s}_ms_per_frame" for s in STAGES]
     short = ["case", "arch", "frames", "fps"] + [f"{s} ms" for s in STAGES]
-    widths = [max(len(h), *(len(str(r[k])) for r in rows)) for h, k in zip(short, head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(short, widths))]
-    lines += ["  ".join(str(r[k]).ljust(w) for k, w in zip(head, widths)) for r in rows]
-    return "\n".join(lines)
+    return text_table(rows, head, short)
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ from facetwin.extract.detectors import create_detector
 from facetwin.media.video import copy_head
 from facetwin.studio.live import CameraStandIn, LiveStats, LiveSwap, frames
 from facetwin.studio.merger import MergeSettings
-from publish import PUBLISH_HELP, write_result
+from publish import PUBLISH_HELP, text_table, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "data" / "video" / "WolfgangLanger_Pexels.mp4"
@@ -112,10 +112,7 @@ def table(rows: list[dict]) -> str:
     keys = ["case", "frames_shown", "dropped", "frames_per_s", "latency_ms_p50", "latency_ms_p95"]
     keys += [f"{s}_ms_per_frame" for s in STAGES]
     short = ["case", "shown", "dropped", "fps", "lat p50", "lat p95", *STAGES]
-    widths = [max(len(h), *(len(str(r[k])) for r in rows)) for h, k in zip(short, keys)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(short, widths))]
-    lines += ["  ".join(str(r[k]).ljust(w) for k, w in zip(keys, widths)) for r in rows]
-    return "\n".join(lines)
+    return text_table(rows, keys, short)
 
 
 def main() -> None:

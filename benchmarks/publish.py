@@ -27,3 +27,11 @@ def write_result(name: str, rows: Any, publish: bool = False, **extra: Any) -> P
         published.write_text(text)
         print(f"-> {published}")
     return out
+
+
+def text_table(rows: list[dict[str, Any]], keys: list[str], headers: list[str]) -> str:
+    """``rows`` as left-aligned columns ``keys`` under ``headers``, for a benchmark's stdout."""
+    widths = [max(len(h), *(len(str(r[k])) for r in rows)) for h, k in zip(headers, keys)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines += ["  ".join(str(r[k]).ljust(w) for k, w in zip(keys, widths)) for r in rows]
+    return "\n".join(lines)
