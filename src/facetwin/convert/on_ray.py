@@ -21,7 +21,6 @@ video is extract's own resumable run.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,10 +30,12 @@ from tqdm import tqdm
 from facetwin.cluster import TASK_RETRIES, RayConfig, connect, wait_all
 from facetwin.convert.config import ConvertConfig, Outcome
 from facetwin.convert.converter import Converter
+from facetwin.convert.faces import FacePlan
 from facetwin.convert.swap import load_swap_model
-from facetwin.convert.video import join_parts, open_writer, parts_folder, video_plan
-from facetwin.media.video import FrameIndex, decode_frames, frame_index, probe
-from facetwin.media.video_writer import check_complete, container_format, count_video_packets
+from facetwin.convert.video import convert_video, open_writer
+from facetwin.media.video import FrameIndex, decode_frames, frame_index
+from facetwin.media.video_segments import SegmentWriter, finished_segments
+from facetwin.media.video_writer import count_video_packets
 
 log = logging.getLogger(__name__)
 
@@ -104,23 +105,20 @@ def convert_video_on_ray(
 ) -> tuple[Outcome, list[SegmentReport]]:
     """:func:`~facetwin.convert.video.convert_video`, its frames pass run as one Ray task per
     unfinished segment; the reports say where each task's time went."""
-    container_format(output)
-    info = probe(path)
-    check_complete(path, info.frame_count)
-    total = count_video_packets(path)  # exact, where a container's declared count may not be
-    parts = parts_folder(output)
-    plan = video_plan(conv, path, parts)
-    writer = open_writer(conv, path, parts)
-    resumed = len(writer.finished)
-    todo = segment_ranges(total, conv.cfg.segment_frames, set(writer.finished))
-    if resumed:
-        log.info("resuming %s: %d finished segments found", output, resumed)
-    reports = _run_tasks(conv, str(model_dir), path, parts, plan.frames, todo, ray_cfg)
-    writer = open_writer(conv, path, parts)  # rescanned: every segment is finished now
-    audio = join_parts(conv, path, output, writer, total, info.has_audio)
-    shutil.rmtree(parts, ignore_errors=True)
-    swapped = sum(1 for f in plan.frames if f < total)
-    return Outcome(total, swapped, plan.swapped, plan.other, audio, resumed), reports
+    reports: list[SegmentReport] = []
+
+    def on_ray(
+        conv: Converter, path: Path, plan: FacePlan, writer: SegmentWriter, _: int | None
+    ) -> int:
+        total = count_video_packets(path)  # exact, where a container's count may not be
+        todo = segment_ranges(total, conv.cfg.segment_frames, set(writer.finished))
+        reports.extend(
+            _run_tasks(conv, str(model_dir), path, writer.folder, plan.frames, todo, ray_cfg)
+        )
+        writer.finished = finished_segments(writer.folder)  # the tasks' segments, for the join
+        return total
+
+    return convert_video(conv, path, output, on_ray), reports
 
 
 def _run_tasks(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -62,7 +62,15 @@ def _timed(items: Iterable[T], timer: Timer, stage: str) -> Iterator[T]:
         yield item
 
 
-def convert_video(conv: Converter, path: Path, output: Path) -> Outcome:
+#: Pass 2, the frames: encode into ``writer``'s segments every frame no finished segment holds;
+#: the number of frames of the video. In this process by default (:func:`write_segments`), or
+#: as Ray tasks (``on_ray.py``).
+FramesPass = Callable[[Converter, Path, FacePlan, SegmentWriter, "int | None"], int]
+
+
+def convert_video(
+    conv: Converter, path: Path, output: Path, frames_pass: FramesPass | None = None
+) -> Outcome:
     """Convert the video ``path`` into ``output``, resuming from ``OUTPUT.parts`` when a run of
     the same job left it; the parts are removed once the output is complete."""
     container_format(output)
@@ -74,7 +82,7 @@ def convert_video(conv: Converter, path: Path, output: Path) -> Outcome:
     resumed = len(writer.finished)
     if resumed:
         log.info("resuming %s: %d finished segments found", output, resumed)
-    frames = write_segments(conv, path, plan, writer, info.frame_count)
+    frames = (frames_pass or write_segments)(conv, path, plan, writer, info.frame_count)
     audio = join_parts(conv, path, output, writer, frames, info.has_audio)
     shutil.rmtree(parts, ignore_errors=True)
     swapped = sum(1 for f in plan.frames if f < frames)
