@@ -136,6 +136,23 @@ def test_mtcnn_on_video_frame(mtcnn, hog) -> None:
     assert iou(found[0].box, hog_found[0].box) > 0.6
 
 
+def test_a_face_looked_for_near_its_last_box_keeps_its_keypoints_in_frame_pixels(mtcnn) -> None:
+    """Video re-detects a tracked face in a region around its last box. Its keypoints must come
+    back in the frame's pixels like the box: in the region's they contradicted every landmark
+    fit, and extract dropped 189 of the woman's 472 frames as suspect faces."""
+    from facetwin.extract.detect import detect_full, detect_near
+    from facetwin.extract.landmarks import MAX_KEYPOINT_DISTANCE, keypoint_distance
+
+    image = video_frame("WolfgangLanger_Pexels.mp4", 300)
+    whole = detect_full(mtcnn, image, 1280)[0]
+    near = detect_near(mtcnn, image, whole.box)
+    assert near is not None and near.points5 is not None and whole.points5 is not None
+    assert iou(near.box, whole.box) > 0.7
+    assert inside(near.points5, near.box, 0.0)
+    assert np.abs(near.points5 - whole.points5).max() < 0.1 * (whole.box[2] - whole.box[0])
+    assert keypoint_distance(landmarks68(image, near), near.points5) < MAX_KEYPOINT_DISTANCE
+
+
 def test_dlib_cnn_finds_face_on_small_photo(hog) -> None:
     """MMOD is slow on big images; at 200 px it takes well under a second."""
     image = load_rgb("0-f1-su-ph.jpg", max_side=200)

@@ -76,5 +76,7 @@ def detect_near(
         full = (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0)
         o = iou(full, box)
         if o > best_iou:
-            best, best_iou = Detection(full, d.score, d.points5), o
+            # keypoints too: in the ROI's pixels they would contradict every landmark fit
+            points = None if d.points5 is None else d.points5 + np.array([x0, y0], np.float32)
+            best, best_iou = Detection(full, d.score, points), o
     return best
