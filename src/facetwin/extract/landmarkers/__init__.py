@@ -17,7 +17,10 @@ from facetwin.registry import Registry, import_plugins
 LANDMARKERS: Registry[Callable[..., Landmarker]] = Registry("landmarker")
 
 #: dlib's 68-point predictor: the lowest error on the annotated faces (docs/landmarks.md) and
-#: ~1 ms a face, so extract keeps its 60 frames/s; ``dlib-mesh-pose`` adds a better head pose.
+#: ~1 ms a face, so extract keeps its 60 frames/s; ``dlib-mesh-pose`` adds a better head pose,
+#: ``dlib-mesh-pose-fast`` the same at about dlib's cost on video - not the default because its
+#: per-face state lives in the process: a video resumed after an interruption would store other
+#: poses after the resume point than an uninterrupted run (docs/landmarks.md).
 DEFAULT_LANDMARKER = "dlib"
 
 
