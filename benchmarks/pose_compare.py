@@ -2,7 +2,7 @@
 error the swap's or the estimator's?).
 
 Runs ``facetwin eval``'s attributes on the held-out frames of a finished ``make demo`` (its
-``demo_out/``) twice: with the rigid landmark fit (the default) and with ``--pose
+``demo_out/``) twice: with the rigid landmark fit (``--pose landmarks``) and with ``--pose
 dlib-mesh-pose`` (MediaPipe's mesh: within 5 degrees on the known-yaw stills where the landmark
 fit is 7 off at 45; docs/landmarks.md).
 

@@ -309,8 +309,10 @@ def test_pose_from_the_mesh_landmarker(clips):
     mesh = evaluate(
         clips["original"], clips["offset"], cfg=cfg(max_frames=6, pose="dlib-mesh-pose")
     )
-    plain = evaluate(clips["original"], clips["offset"], cfg=cfg(max_frames=6))
+    plain = evaluate(clips["original"], clips["offset"], cfg=cfg(max_frames=6, pose="landmarks"))
     assert mesh["config"]["pose"] == "dlib-mesh-pose" and plain["config"]["pose"] == "landmarks"
+    # the default ("auto") is the mesh where the wheel is installed, and metrics.json says so
+    assert cfg().pose == "auto" and cfg().resolve_pose() == "dlib-mesh-pose"
     for r in (mesh, plain):
         assert 0.0 <= r["attributes"]["pose_error_mean"] < 3.0, r["attributes"]
     assert mesh["attributes"]["pose_error_mean"] != plain["attributes"]["pose_error_mean"]
@@ -319,6 +321,8 @@ def test_pose_from_the_mesh_landmarker(clips):
     )
     with pytest.raises(UsageError):
         evaluate(clips["original"], clips["offset"], cfg=cfg(pose="nope"))
+    with pytest.raises(UsageError, match="dlib-mesh-pose"):  # its state would mix both streams
+        evaluate(clips["original"], clips["offset"], cfg=cfg(pose="dlib-mesh-pose-fast"))
 
 
 def test_constant_offset_keeps_jitter(clips):

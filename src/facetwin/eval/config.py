@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from facetwin.errors import UsageError
+from facetwin.errors import InputError, UsageError
 from facetwin.extract.detectors import DETECTORS
 from facetwin.extract.landmarkers import LANDMARKERS
 from facetwin.face.masks import MASK_KINDS
 
 LANDMARK_BOXES = ("original", "swap")
+#: landmarkers whose pose depends on the calls before (not for eval's two interleaved streams)
+STATEFUL_POSE = ("dlib-mesh-pose-fast",)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,11 +42,26 @@ class EvalConfig:
     # measures run (names in eval/measures/; None = every registered one). metrics.json's
     # config lists the ones that ran; the sections of the others are null
     metrics: tuple[str, ...] | None = None
-    # head pose of both faces: "landmarks" (the rigid 68-point fit, facetwin.face.pose) or a
+    # head pose of both faces: "landmarks" (the rigid 68-point fit, facetwin.face.pose), a
     # landmarker that measures pose itself, e.g. "dlib-mesh-pose" (within 5 degrees on the
-    # known-yaw stills where the landmark fit is 7 off at 45: docs/landmarks.md)
-    pose: str = "landmarks"
+    # known-yaw stills where the landmark fit is 7 off at 45: docs/landmarks.md), or "auto":
+    # dlib-mesh-pose where its model file is installed, else the landmark fit (resolve_pose)
+    pose: str = "auto"
     progress: bool = True
+
+    def resolve_pose(self) -> str:
+        """The pose estimator "auto" stands for here: MediaPipe's mesh (dlib-mesh-pose) when
+        the mediapipe wheel's model file is installed, else the landmark fit."""
+        if self.pose != "auto":
+            return self.pose
+        from facetwin.extract.landmarkers._mesh import model_path
+
+        try:
+            model_path()
+        except InputError:
+            log.warning("no mediapipe model file: head pose from the rigid landmark fit")
+            return "landmarks"
+        return "dlib-mesh-pose"
 
     def check(self) -> None:
         """UsageError for settings that cannot work (the CLI passes user options straight in)."""
@@ -61,7 +81,12 @@ class EvalConfig:
             raise UsageError("max_frames must be >= 1")
         if self.start_frame < 0:
             raise UsageError("start_frame must be >= 0")
-        if self.pose != "landmarks":
+        if self.pose not in ("landmarks", "auto"):
             LANDMARKERS.get(self.pose)  # raises the UsageError listing the choices
+        if self.pose in STATEFUL_POSE:
+            raise UsageError(
+                f"--pose {self.pose} carries each face's pose from call to call, and eval runs "
+                "the original and the swap through one estimator: use dlib-mesh-pose"
+            )
         if self.direction not in ("a2b", "b2a"):
             raise UsageError(f"direction must be a2b or b2a, not {self.direction!r}")

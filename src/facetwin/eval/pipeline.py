@@ -232,7 +232,8 @@ def evaluate(
     cfg = cfg or EvalConfig()
     cfg.check()
     measures = ordered(cfg.metrics)  # UsageError for an unknown name
-    cfg = replace(cfg, metrics=tuple(m.name for m in measures))
+    # metrics.json records the measures and the pose estimator that ran, not "all" or "auto"
+    cfg = replace(cfg, metrics=tuple(m.name for m in measures), pose=cfg.resolve_pose())
     t0 = time.perf_counter()
     original, swapped = Path(original), Path(swapped)
     kind = _kinds(original, swapped)
