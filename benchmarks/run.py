@@ -12,6 +12,8 @@ sys.path.insert(0, str(HERE))
 
 STAGES = [
     "bench_extract",
+    "bench_occluders",
+    "bench_hands_convert",
     "bench_identity",
     "bench_train",
     "bench_convert",

@@ -105,6 +105,12 @@ def demo_claims() -> Iterator[tuple[str, str]]:
     )
     sharpen = {row["sharpen"]: row["sharpness_ratio"] for row in load("sharpen-probe.json")["rows"]}
     yield "sharpen", f"sharpness {r(sharpen[0.0], 2)} -> {r(sharpen[0.5], 2)}"
+    hands = {row["hands"]: row["hand_error"] for row in load("hands-convert-cpu.json")["rows"]}
+    yield (
+        "hands",
+        f"mean |output - frame| is {r(hands['not searched'], 1)} without the hand search and "
+        f"{r(hands['scheduled'], 1)} with it",
+    )
 
 
 def gpu_claims() -> Iterator[tuple[str, str]]:

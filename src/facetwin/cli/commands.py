@@ -14,6 +14,7 @@ def cmd_extract(a: argparse.Namespace) -> int:
     cfg = ExtractConfig(
         detector=a.detector,
         landmarker=a.landmarker,
+        hands_every=a.hands_every,
         size=a.size,
         coverage=a.coverage,
         every=a.every,
@@ -129,6 +130,7 @@ def cmd_convert(a: argparse.Namespace) -> int:
         feather=a.feather,
         threshold=a.threshold,
         occlusion=not a.no_occlusion,
+        hands=not a.no_hands,
         progress=not a.quiet,
         segment_frames=a.segment_frames,
         threads=a.threads,

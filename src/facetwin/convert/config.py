@@ -47,6 +47,7 @@ class ConvertConfig:
     feather: float = 0.03  # soft edge sigma (mask blender), fraction of the crop side
     sharpen: float = 0.5  # unsharp-mask amount on the drawn face once scaled into the frame
     occlusion: bool = True  # keep hands etc. in front of the face (one more forward per frame)
+    hands: bool = True  # also look for hands near each face (MediaPipe's hand networks)
     preview: int | None = None  # write only this frame (image) and stop
     side_by_side: bool = False  # original | swapped
     label: bool = True  # watermark + metadata tag; False is logged as a warning

@@ -56,7 +56,7 @@ def make_swapper(model: SwapModel, cfg: ConvertConfig, timer: Timer) -> Swapper:
         params=BlendParams(erode=cfg.erode, feather=cfg.feather, sharpen=cfg.sharpen),
         timer=timer,
         source_side=cfg.source_side,
-        occlusion=OcclusionConfig(enabled=cfg.occlusion),
+        occlusion=OcclusionConfig(enabled=cfg.occlusion, hands=cfg.hands),
     )
 
 
@@ -148,9 +148,14 @@ class Converter:
         )
 
     # frames -----------------------------------------------------------------------------
-    def render(self, frame: np.ndarray, faces: list[np.ndarray], label: bool) -> np.ndarray:
-        """The output frame: swapped, optionally beside the original, optionally watermarked."""
-        out = self.swapper.swap_frame(frame, faces)
+    def render(
+        self, frame: np.ndarray, faces: list[np.ndarray], label: bool, index: int | None = None
+    ) -> np.ndarray:
+        """The output frame: swapped, optionally beside the original, optionally watermarked.
+        ``index``: the frame's number in its video (None: a photo); the swap counts it from each
+        output segment's start, so that a segment renders the same however it is reached."""
+        local = None if index is None else index % self.cfg.segment_frames
+        out = self.swapper.swap_frame(frame, faces, local)
         if self.cfg.side_by_side:
             out = np.hstack([frame, out])
         if label:

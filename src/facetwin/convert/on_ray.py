@@ -75,7 +75,7 @@ def render_segment(
             if f.index >= stop:
                 break
             if not writer.is_finished(f.index):
-                img = conv.render(f.image, faces.get(f.index, []), cfg.label)
+                img = conv.render(f.image, faces.get(f.index, []), cfg.label, f.index)
                 with conv.timer("encode"):
                     writer.write(f.index, img, f.pts)
             frames += 1

@@ -10,7 +10,10 @@ Occlusion. With an :class:`OcclusionConfig`, the same crops also go through the 
 *source* decoder (the person's own: A -> A). Where that reconstruction disagrees strongly with
 the crop, something that is not face (a hand, a microphone) covers it; the resulting keep mask
 is computed in the output crop, warped back with the same inverse of ``M_out`` as the face and
-carried in the :class:`FacePatch`, so every blender leaves the occluder in front.
+carried in the :class:`FacePatch`, so every blender leaves the occluder in front. Hands are
+also looked for directly (``OcclusionConfig.hands``: MediaPipe's palm and hand networks around
+each face, :mod:`facetwin.extract.hands`), which needs no trained decoder: their grown hulls go
+into the same keep mask.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ import numpy as np
 
 from facetwin.convert.blend import Blender, BlendParams, FacePatch, erode_region, mix, occlude
 from facetwin.convert.color import ColorMatcher
-from facetwin.convert.occlusion import OcclusionConfig, feature_mask, occlusion_mask
+from facetwin.convert.occlusion import OcclusionConfig, feature_mask, hand_keep, occlusion_mask
 from facetwin.errors import ModelMismatchError
+from facetwin.extract.hands import HandFinder
 from facetwin.face.align import (
     alignment_matrix,
     compose,
@@ -173,11 +177,17 @@ def shift_matrix(m: np.ndarray, x0: int, y0: int) -> np.ndarray:
 
 
 def warp_back(
-    crop: np.ndarray, m: np.ndarray, size: tuple[int, int], border: int, value: float = 0.0
+    crop: np.ndarray,
+    m: np.ndarray,
+    size: tuple[int, int],
+    border: int,
+    value: float = 0.0,
+    interp: int = cv2.INTER_LINEAR,
 ) -> np.ndarray:
     """``crop`` (output-crop pixels) into a ``size`` (w, h) ROI through the inverse of ``m``
-    (the ROI-shifted crop matrix), bilinear; ``border`` and ``value`` fill outside the crop."""
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    (the ROI-shifted crop matrix), bilinear unless ``interp`` says otherwise; ``border`` and
+    ``value`` fill outside the crop."""
+    flags = interp | cv2.WARP_INVERSE_MAP
     return cv2.warpAffine(crop, m, size, flags=flags, borderMode=border, borderValue=value)
 
 
@@ -215,7 +225,10 @@ def make_patch(
     m = shift_matrix(m_out, x0, y0)
     # Replicated edges: the square's own alpha cuts the face, so its border pixels must not be
     # darkened by interpolating with a black outside.
-    warped = warp_back(face, m, wh, cv2.BORDER_REPLICATE)
+    # Bicubic: the drawn face is enlarged ~1.5x into the frame, and bilinear enlarging softens
+    # it further - the demo model's held-out swaps measured a sharpness ratio of 0.32 bilinear,
+    # 0.43 bicubic (benchmarks/paste_probe.py). Masks stay bilinear (no overshoot).
+    warped = warp_back(face, m, wh, cv2.BORDER_REPLICATE, interp=cv2.INTER_CUBIC)
     if sharpen > 0:
         warped = unsharp(warped, sharpen, sigma=max(0.5, 1.0 / matrix_scale(m_out)))
     square = warp_back(np.ones((size, size), np.float32), m, wh, cv2.BORDER_CONSTANT)
@@ -263,6 +276,8 @@ class Swapper:
     timer: Timer = field(default_factory=Timer)
     source_side: str | None = None  # the frame's own identity: reconstructs it (occlusion)
     occlusion: OcclusionConfig | None = None
+    hand_finder: HandFinder | None = None  # made on first use
+    hand_seen: int | None = None  # the last frame index a hand was found at (hands_due)
 
     @property
     def occludes(self) -> bool:
@@ -270,11 +285,28 @@ class Swapper:
             self.source_side is not None and self.occlusion is not None and self.occlusion.enabled
         )
 
-    def swap_frame(self, frame: np.ndarray, faces: list[np.ndarray]) -> np.ndarray:
+    @property
+    def finds_hands(self) -> bool:
+        return self.occlusion is not None and self.occlusion.enabled and self.occlusion.hands
+
+    def hands_near(self, frame: np.ndarray, landmarks: np.ndarray) -> list[np.ndarray]:
+        """Polygons (frame pixels) of the hands around the face of ``landmarks``."""
+        if self.hand_finder is None:
+            self.hand_finder = HandFinder()
+        x0, y0 = np.min(landmarks, axis=0)
+        x1, y1 = np.max(landmarks, axis=0)
+        box = (float(x0), float(y0), float(x1), float(y1))
+        with self.timer("hands"):
+            return [h.polygon for h in self.hand_finder.near(frame, box)]
+
+    def swap_frame(
+        self, frame: np.ndarray, faces: list[np.ndarray], index: int | None = None
+    ) -> np.ndarray:
         """``frame`` (RGB uint8) with every face in ``faces`` ((68, 2) landmarks) swapped.
 
-        The input is not modified. Faces are blended one after the other, each onto the result
-        of the previous one.
+        ``index``: the frame's number in its output segment (None: a photo), which paces the
+        hand search (:meth:`hands_due`). The input is not modified. Faces are blended one after
+        the other, each onto the result of the previous one.
         """
         if not faces:
             return frame
@@ -289,9 +321,33 @@ class Swapper:
             with self.timer("occlusion"):
                 own = list(self.model(crops, str(self.source_side)))
         out = frame.copy()
+        search = self.hands_due(index)
         for lm, m, face, rec in zip(faces, m_in, swapped, own):
-            self._paste(out, frame, lm, m, face, rec)
+            if self._paste(out, frame, lm, m, face, rec, search) and index is not None:
+                self.hand_seen = index
         return out
+
+    def hands_due(self, index: int | None) -> bool:
+        """Whether to look for hands in this frame: in every photo; in a video on every
+        ``hands_every``-th frame, and on every frame while a hand was found within the last
+        ``hands_every`` (a hand is followed while it stays; one that comes in is found within
+        ``hands_every`` frames).
+
+        The finder costs ~45 ms a face, more than the rest of a frame, and most frames have no
+        hand. ``index`` counts from 0 at each segment of the output (``Converter.render``), and
+        the memory of the last hand starts afresh there, so a video converted in segments -
+        resumed, or on Ray - equals one converted whole.
+        """
+        if not self.finds_hands:
+            return False
+        if index is None:
+            return True
+        if self.hand_seen is not None and index < self.hand_seen:
+            self.hand_seen = None  # a new segment or stream
+        assert self.occlusion is not None
+        every = max(1, self.occlusion.hands_every)
+        recent = self.hand_seen is not None and index - self.hand_seen <= every
+        return index % every == 0 or recent
 
     def keep_mask(
         self, target: np.ndarray, reconstruction: np.ndarray, landmarks_crop: np.ndarray
@@ -311,7 +367,9 @@ class Swapper:
         m_in: np.ndarray,
         face: np.ndarray,
         reconstruction: np.ndarray | None = None,
-    ) -> None:
+        search_hands: bool = False,
+    ) -> bool:
+        """Blend one swapped ``face`` into ``out``; whether a hand was found in front of it."""
         o = face.shape[0]
         m_out = compose(
             recrop_matrix(self.model.input_size, self.model.coverage, o, self.model.coverage), m_in
@@ -324,13 +382,19 @@ class Swapper:
         if reconstruction is not None:
             with self.timer("occlusion"):
                 keep = self.keep_mask(target, reconstruction, lm_crop)
-                # the occluder's colours are not the face's: leave them out of the statistics
-                stats &= keep > 0.5
+        hands = self.hands_near(frame, landmarks) if search_hands else []
+        if hands:
+            assert self.occlusion is not None
+            held = hand_keep(hands, m_out, o, self.occlusion)
+            keep = held if keep is None else np.minimum(keep, held)
+        if keep is not None:
+            # the occluder's colours are not the face's: leave them out of the statistics
+            stats &= keep > 0.5
         with self.timer("blend"):
             face = self.color(face, target, stats)
             patch = make_patch(out, face, m_out, landmarks, keep, self.params.sharpen)
-            if patch is None:
-                return
-            x0, y0, x1, y1 = patch.roi
-            roi = out[y0:y1, x0:x1]
-            out[y0:y1, x0:x1] = occlude(roi, self.blend(roi, patch, self.params), patch)
+            if patch is not None:
+                x0, y0, x1, y1 = patch.roi
+                roi = out[y0:y1, x0:x1]
+                out[y0:y1, x0:x1] = occlude(roi, self.blend(roi, patch, self.params), patch)
+        return bool(hands)

@@ -180,7 +180,7 @@ def write_segments(
             for f in _timed(decode_frames(path), conv.timer, "decode"):
                 frames = f.index + 1
                 if not writer.is_finished(f.index):
-                    img = conv.render(f.image, plan.faces(f.index), conv.cfg.label)
+                    img = conv.render(f.image, plan.faces(f.index), conv.cfg.label, f.index)
                     with conv.timer("encode"):
                         writer.write(f.index, img, f.pts)
                 bar.update(1)

@@ -25,7 +25,7 @@ from facetwin.extract.landmarks import (
     landmarks_68,
 )
 from facetwin.face.align import alignment_matrix, transform_points, warp_face
-from facetwin.face.masks import face_mask
+from facetwin.face.masks import apply_cuts, face_mask
 from facetwin.face.pose import head_pose
 from facetwin.faceset import FaceRow
 
@@ -83,9 +83,14 @@ def analyse_face(
     size: int,
     coverage: float,
     landmarker: Landmarker | None = None,
+    hands: list[np.ndarray] | None = None,
 ) -> FaceData:
     """Landmarks, alignment, masks, blur and pose of one detected face (``landmarker`` None:
-    dlib's predictor; the pose is the landmarker's own where it measures one)."""
+    dlib's predictor; the pose is the landmarker's own where it measures one).
+
+    ``hands``: polygons (image pixels) of the hands found near the face - with a list, even an
+    empty one, what they cover and what lies past the frame's edge are cut out of the masks
+    (:func:`cut_masks`); None cuts nothing (a face set made without the cuts)."""
     found, suspect = fit_landmarks(image, det, landmarker)
     lm = found.points
     m = alignment_matrix(lm, size, coverage)
@@ -95,11 +100,36 @@ def analyse_face(
     # 128 extended only - half the PNG encoding of two channels
     ext = face_mask(lm_al, size, "extended")
     masks = np.maximum(face_mask(lm_al, size, "components"), (ext > 0).astype(np.uint8) * 128)
+    if hands is not None:
+        masks = cut_masks(masks, m, image.shape, hands)
     gray = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY)
     q = size // 4
     blur = float(cv2.Laplacian(gray[q:-q, q:-q], cv2.CV_64F).var())
     pose = found.pose if found.pose is not None else head_pose(lm, image.shape[:2])
     return FaceData(det, lm, m, aligned, masks, blur, pose, suspect)
+
+
+def cut_masks(
+    masks: np.ndarray, matrix: np.ndarray, shape: tuple[int, ...], hands: list[np.ndarray]
+) -> np.ndarray:
+    """``masks`` (the aligned crop's) with the ``hands`` (polygons in image pixels) and the part
+    of the crop past the frame's edge cut out, so that neither training (which leaves both out
+    of the loss) nor a mask's reader takes them for face."""
+    size = masks.shape[0]
+    h, w = shape[:2]
+    outside = cv2.warpAffine(
+        np.zeros((h, w), np.uint8),
+        np.asarray(matrix, np.float64)[:2],
+        (size, size),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=255,
+    )
+    occluder = np.zeros((size, size), np.uint8)
+    for poly in hands:
+        crop = transform_points(np.asarray(poly, np.float64), matrix)
+        cv2.fillPoly(occluder, [np.round(crop).astype(np.int32)], 255, lineType=cv2.LINE_8)
+    return apply_cuts(masks, occluder, outside)
 
 
 def emb_bytes(emb: Embedding) -> bytes | None:

@@ -38,6 +38,10 @@ class ExtractConfig:
     max_detect_side: int = 1280  # full-frame detection on frames shrunk to this longest side
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     commit_every: int = 32  # frames per database transaction
+    # hands cut out of the masks (with the frame's edge): a video face's neighbourhood searched
+    # every N processed frames and on every frame while it has a hand (extract/occluders.py);
+    # 0: no cuts (the masks are the landmarks' hulls, as before)
+    hands_every: int = 8
     progress: bool = True
     # the detector's own settings, plugin -> setting -> value (--mtcnn-threshold ...)
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -56,6 +60,8 @@ class ExtractConfig:
         plugins = recorded_settings(self.plugin_settings, [(DETECTORS, self.detector)])
         if plugins:
             d["plugin_settings"] = plugins
+        if not d.get("hands_every"):  # no cuts: as face sets made before them, which resume
+            d.pop("hands_every")
         if d.get("landmarker") == DEFAULT_LANDMARKER:  # face sets made before the choice resume
             d.pop("landmarker")
         d["refs_sha1"] = hashlib.sha1(np.round(ref_embeddings, 4).tobytes()).hexdigest()[:12]
@@ -85,6 +91,8 @@ def check_config(cfg: ExtractConfig) -> None:
     recorded_settings(cfg.plugin_settings, [(DETECTORS, cfg.detector)])  # UsageError if bad
     if cfg.every < 1 or cfg.size < 32 or not 0.5 <= cfg.coverage <= 4.0:
         raise UsageError("need --every >= 1, --size >= 32 and 0.5 <= --coverage <= 4")
+    if cfg.hands_every < 0:
+        raise UsageError(f"hands_every must be >= 0 (0: no hand cuts), not {cfg.hands_every}")
     if cfg.embed_every < 1 or cfg.redetect_every < 1 or cfg.commit_every < 1:
         raise UsageError("need --embed-every >= 1 (and redetect/commit intervals >= 1)")
     if not 0 < cfg.threshold < 2:

@@ -36,6 +36,7 @@ from facetwin.extract.detectors import Detection, Detector, create_detector
 from facetwin.extract.identity import Embedder, matches
 from facetwin.extract.inputs import Source, expand_inputs, reference_embeddings
 from facetwin.extract.landmarkers import create_landmarker
+from facetwin.extract.occluders import HandCuts, settings_for
 from facetwin.extract.output import (
     CONTACT_SHEET,
     discard_empty,
@@ -69,6 +70,9 @@ class Extractor:
     ) -> None:
         self.fs, self.det, self.cfg, self.refs, self.embed = fs, det, cfg, refs, embed
         self.landmarker = create_landmarker(cfg.landmarker)
+        self.cuts = HandCuts(
+            cfg.hands_every, cfg.every
+        )  # hands (and the frame's edge) out of the masks
         self.frames_done = 0
         self.skipped: list[str] = []
         self.no_face: list[str] = []
@@ -134,7 +138,8 @@ class Extractor:
         sid = self.fs.add_source(key, "image", w, h, None, 1)
         rows: list[FaceRow] = []
         for d in detect_full(self.det, img, self.cfg.max_detect_side):
-            fd = analyse_face(img, d, self.cfg.size, self.cfg.coverage, self.landmarker)
+            hands = self.cuts.photo(img, d.box)
+            fd = analyse_face(img, d, self.cfg.size, self.cfg.coverage, self.landmarker, hands)
             if fd.suspect:  # landmarks that contradict the detection are not stored
                 continue
             emb = self.embed(img, fd.landmarks)
@@ -159,6 +164,7 @@ class Extractor:
         start = int(self.fs.source(key)["next_frame"])  # type: ignore[index]
         # the tracks alive at the last committed frame: the tracker resumes from exactly there
         tracks = restore_tracks(self.fs.tracks(sid), start, self.cfg.every) if start else []
+        self.cuts.restore(self.fs, sid, tracks)
         bar.update(start)
         frames: list[tuple[int, int]] = []
         rows: list[FaceRow] = []
@@ -225,9 +231,11 @@ class Extractor:
             t = known or Track(next_id, d.box, idx)
             if known is None:
                 next_id += 1
-            fd = analyse_face(frame, d, cfg.size, cfg.coverage, self.landmarker)
+            hands = self.cuts.frame(frame, d.box, sid, t.id, idx // cfg.every)
+            fd = analyse_face(frame, d, cfg.size, cfg.coverage, self.landmarker, hands)
             if fd.suspect:  # landmarks that contradict the detection are not stored
                 continue
+            self.cuts.note(sid, t.id, idx // cfg.every, fd.masks)
             t.box, t.last_frame = d.box, idx
             if t.emb is None or idx - (t.emb_frame or 0) >= cfg.embed_every * cfg.every:
                 t.emb_frame = idx
@@ -305,6 +313,7 @@ def _extract_into(
     embedder and the reference identities."""
     det, embed, refs = models
     fresh = not (out / DB_NAME).exists()
+    cfg = settings_for(cfg, out)  # a set made before the hand cuts resumes without them
     had_faces_dir = (out / FACES_DIR).exists()
     try:
         fs = FaceSet.create(out, cfg.settings(refs))

@@ -20,6 +20,7 @@ from typing import Self
 import numpy as np
 
 from facetwin.errors import InputError
+from facetwin.face.masks import cut_of
 from facetwin.faceset.rows import (
     FACES_DIR,
     FaceRecord,
@@ -262,7 +263,8 @@ class FaceSetReader:
         return img
 
     def load_mask(self, rec: FaceRecord, kind: str = "components") -> np.ndarray:
-        """uint8 (size, size) mask, 0/255, of kind 'components' or 'extended'."""
+        """uint8 (size, size) mask, 0/255, of kind 'components' or 'extended' (what extract cut
+        out of the face - :meth:`load_cut` - is 0 in both)."""
 
         with self._reading():
             row = self.conn.execute("SELECT masks FROM faces WHERE id=?", (rec.id,)).fetchone()
@@ -273,6 +275,17 @@ class FaceSetReader:
             raise InputError(f"face set {self.root}: face {rec.id} has a corrupt mask")
         level = {"components": 255, "extended": 128}[kind]
         return np.where(img >= level, 255, 0).astype(np.uint8)
+
+    def load_cut(self, rec: FaceRecord, which: str = "any") -> np.ndarray:
+        """uint8 (size, size), 255 where extract cut the face out of its masks: a hand over it
+        ('occluder'), the frame's edge ('edge') or either ('any'). All 0 for a face set made
+        before the cuts, and for a face with no stored mask."""
+        with self._reading():
+            row = self.conn.execute("SELECT masks FROM faces WHERE id=?", (rec.id,)).fetchone()
+        img = decode_image(row[0], grey=True) if row and isinstance(row[0], bytes) else None
+        if img is None:
+            return np.zeros((self.size, self.size), np.uint8)
+        return cut_of(img, which)
 
     def mean_embedding(self) -> np.ndarray | None:
         """Mean 128-D embedding of the set's faces (None when it has none)."""

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS faces (
     landmarks BLOB NOT NULL,         -- float32 (68, 2) raw, image pixels
     landmarks_smooth BLOB,           -- float32 (68, 2) after bridging/smoothing (video)
     matrix BLOB NOT NULL,            -- float64 (2, 3) image -> aligned crop
-    masks BLOB,                      -- grey PNG: 255 components, >= 128 extended
+    masks BLOB,                      -- grey PNG: 255 components, >=128 extended, 64/32 cut
     embedding BLOB,                  -- float32 (128,)
     embedding_frame INTEGER,         -- frame the embedding was computed on (tracks reuse it)
     detector TEXT NOT NULL,

@@ -196,7 +196,9 @@ class LiveSwap:
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         with self.timer("find"):
             faces = self.find(frame)
-        return self.converter.render(frame, faces, label=True)
+        # the track's age paces the hand search as a video's frame number does
+        index = self.track.age if self.track is not None else None
+        return self.converter.render(frame, faces, label=True, index=index)
 
 
 def frames(

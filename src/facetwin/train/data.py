@@ -40,9 +40,9 @@ class FaceBank:
     sources: (F, C, C, 3) RGB uint8, C >= size, the model crop plus context, centred;
     masks: (F, C, C) uint8; landmarks: (F, 68, 2) float32 in source pixels;
     base: 2x3 source -> model crop (size x size at ``coverage``); ids: face ids in the set;
-    valid: (F, C, C) uint8, 255 where the crop shows the source frame and 0 where it lies past
-    the frame's edge (smeared edge pixels the model must not learn), or None when every crop
-    lies inside its frame.
+    valid: (F, C, C) uint8, 255 where the crop shows the face's own pixels and 0 where it lies
+    past the frame's edge (smeared edge pixels) or where extract cut a hand out of the face's
+    mask (``FaceSet.load_cut``): what the model must not learn; None when nothing is cut.
     """
 
     sources: np.ndarray
@@ -133,9 +133,9 @@ def load_bank(
             masks[i] = 255  # no stored mask: the whole crop counts as face
             missing_masks += 1
         marks[i] = transform_points(rec.landmarks_aligned, to_source)
-        if rec.source in frame_sizes and rec.matrix is not None:
-            inside = inside_frame(rec.matrix, frame_sizes[rec.source], fs.size)
-            valid[i] = recrop(inside, fs.coverage, ctx_cov, side)
+        shown = shown_pixels(fs, rec, frame_sizes)
+        if shown is not None:
+            valid[i] = recrop(shown, fs.coverage, ctx_cov, side)
             masks[i] = np.minimum(masks[i], valid[i])
     if missing_masks:
         log.warning(
@@ -150,7 +150,10 @@ def load_bank(
     if edge is not None:
         cut = int((valid.reshape(len(valid), -1).min(1) < 255).sum())
         log.info(
-            "%d of %d faces reach past their frame's edge: masked out of the loss", cut, len(valid)
+            "%d of %d faces reach past their frame's edge or have a hand cut out: "
+            "those pixels are out of the loss",
+            cut,
+            len(valid),
         )
     return FaceBank(sources, masks, marks, base, size, coverage, ids, splits, mean, edge)
 
@@ -160,6 +163,18 @@ def source_sizes(fs: Any) -> dict[str, tuple[int, int]]:
     if not hasattr(fs, "sources"):
         return {}
     return {str(s["path"]): (int(s["width"]), int(s["height"])) for s in fs.sources()}
+
+
+def shown_pixels(fs: Any, rec: Any, frame_sizes: dict[str, tuple[int, int]]) -> np.ndarray | None:
+    """uint8 (size, size) of the stored crop: 255 where it shows the face's own pixels, 0 past
+    the frame's edge and where extract cut a hand out (``load_cut``); None: all of it."""
+    shown = None
+    if rec.source in frame_sizes and rec.matrix is not None:
+        shown = inside_frame(rec.matrix, frame_sizes[rec.source], fs.size)
+    cut = fs.load_cut(rec) if hasattr(fs, "load_cut") else None
+    if cut is not None and cut.any():
+        shown = 255 - cut if shown is None else np.minimum(shown, 255 - cut)
+    return shown
 
 
 def inside_frame(matrix: np.ndarray, frame: tuple[int, int], size: int) -> np.ndarray:
