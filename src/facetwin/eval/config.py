@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from facetwin.errors import InputError, UsageError
 from facetwin.extract.detectors import DETECTORS
 from facetwin.extract.landmarkers import LANDMARKERS
+from facetwin.extract.landmarkers._mesh import model_path
 from facetwin.face.masks import MASK_KINDS
 
 LANDMARK_BOXES = ("original", "swap")
@@ -54,8 +55,6 @@ class EvalConfig:
         the mediapipe wheel's model file is installed, else the landmark fit."""
         if self.pose != "auto":
             return self.pose
-        from facetwin.extract.landmarkers._mesh import model_path
-
         try:
             model_path()
         except InputError:
