@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +156,9 @@ class LiveSwap:
     def __init__(
         self, model: SwapModel, settings: MergeSettings, detector: Any, redetect_every: int = 30
     ) -> None:
-        self.converter = Converter(model, settings.config())
+        # no hand search: at ~45 ms a face it alone would overrun a 40 ms frame; the model's
+        # own reconstruction still keeps occluders in front
+        self.converter = Converter(model, replace(settings.config(), hands=False))
         self.timer = self.converter.timer  # find, model, blend, occlusion, label: seconds
         self.detector = detector
         self.redetect_every = redetect_every
