@@ -175,11 +175,11 @@ def test_resume_after_an_interruption(
     opts = cfg(segment_frames=16, faceset=str(woman_clip_faceset))
     real = Converter.render
 
-    def interrupted(self, frame, faces, label):  # type: ignore[no-untyped-def]
+    def interrupted(self, frame, faces, label, index=None):  # type: ignore[no-untyped-def]
         if getattr(self, "_calls", 0) == 20:
             raise KeyboardInterrupt
         self._calls = getattr(self, "_calls", 0) + 1
-        return real(self, frame, faces, label)
+        return real(self, frame, faces, label, index)
 
     monkeypatch.setattr(Converter, "render", interrupted)
     with pytest.raises(KeyboardInterrupt):

@@ -230,7 +230,9 @@ def test_constant_brightness_shift(clips):
     assert t["flicker_out"] == pytest.approx(t["flicker_in"], rel=1e-6)
     assert t["flicker_ratio"] == pytest.approx(1.0, abs=1e-6)
     assert t["landmark_jitter_ratio"] == 1.0
-    assert r["attributes"]["pose_error_mean"] == 0.0
+    # the landmarks do not move; the default pose estimator (the mesh) reads the pixels, which
+    # moves it by under a tenth of a degree (the landmark fit: exactly 0)
+    assert r["attributes"]["pose_error_mean"] < 0.2
     assert 0.3 * SHIFT < b["color_shift_L"] < 0.45 * SHIFT
     assert abs(b["color_shift_a"]) < 0.12 * b["color_shift_L"]
     assert abs(b["color_shift_b"]) < 0.12 * b["color_shift_L"]
