@@ -9,8 +9,9 @@ face's landmark hull, the mean |output - frame| over those hand pixels says how 
 was painted over (0 = the hand kept exactly). That reference is the finder's own answer, so
 "every frame" is ~0 by construction: the figure says what the schedule loses against searching
 every frame, and what no search loses - not how well the finder outlines a hand
-(bench_occluders.py measures that against pasted hands of known mask). Milliseconds per frame are the swap's own (model,
-occlusion, hands, blend), all three measured in the same run, frame by frame interleaved.
+(bench_occluders.py measures that against pasted hands of known mask). Milliseconds per frame
+are the swap's own (model, occlusion, hands, blend), all three measured in the same run, frame
+by frame interleaved.
 
     python benchmarks/bench_hands_convert.py [--model DIR] [--publish]
 
