@@ -36,6 +36,7 @@ import numpy as np
 
 from facetwin.errors import InputError
 from facetwin.extract.models import model_file
+from facetwin.extract.tflite import run_on_crop
 
 PALM_SIDE = 192
 HAND_SIDE = 224
@@ -178,31 +179,16 @@ class HandFinder:
 
     def palms(self, image: np.ndarray, to_image: np.ndarray) -> np.ndarray:
         """Decoded palm rows (see :func:`decode`) in the square ``to_image`` maps into ``image``."""
-        crop = cv2.warpAffine(
-            image,
-            to_image,
-            (PALM_SIDE, PALM_SIDE),
-            flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_CONSTANT,
-        )
-        self.palm_net.setInput(cv2.dnn.blobFromImage(crop, 1.0 / 255))  # [0, 1], as MediaPipe's
-        out = dict(
-            zip(["Identity_1", "Identity"], self.palm_net.forward(["Identity_1", "Identity"]))
-        )
-        return decode(out["Identity_1"], out["Identity"])
+        names = ["Identity_1", "Identity"]
+        out = run_on_crop(self.palm_net, image, to_image, PALM_SIDE, names, cv2.INTER_AREA)
+        scores, raw = out
+        return decode(scores, raw)
 
     def landmarks(self, image: np.ndarray, to_image: np.ndarray) -> tuple[np.ndarray, float]:
         """(21, 2) hand points in image pixels and the presence score, for the hand crop
         ``to_image`` maps into ``image``."""
-        crop = cv2.warpAffine(
-            image,
-            to_image,
-            (HAND_SIDE, HAND_SIDE),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_CONSTANT,
-        )
-        self.hand_net.setInput(cv2.dnn.blobFromImage(crop, 1.0 / 255))
-        pts, flag = self.hand_net.forward(["Identity", "Identity_1"])
+        names = ["Identity", "Identity_1"]
+        pts, flag = run_on_crop(self.hand_net, image, to_image, HAND_SIDE, names)
         xy = np.asarray(pts, np.float64).reshape(21, 3)[:, :2]
         return xy @ to_image[:, :2].T + to_image[:, 2], float(np.ravel(flag)[0])
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from facetwin.errors import InputError
 from facetwin.extract.models import model_file
+from facetwin.extract.tflite import run_on_crop
 from facetwin.face.pose import euler_degrees
 
 SIDE = 192  # the network's input
@@ -84,15 +85,7 @@ def roi(points: np.ndarray, scale: float = ROI_SCALE) -> np.ndarray:
 
 def run_mesh(net: cv2.dnn.Net, image: np.ndarray, crop_to_image: np.ndarray) -> np.ndarray:
     """(468, 3) mesh in crop pixels (x, y, z) of the crop ``crop_to_image`` maps into ``image``."""
-    crop = cv2.warpAffine(
-        image,
-        crop_to_image,
-        (SIDE, SIDE),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT,
-    )
-    net.setInput(cv2.dnn.blobFromImage(crop, 1.0 / 255))  # NCHW float in [0, 1], RGB kept
-    out = net.forward(net.getUnconnectedOutLayersNames())
+    out = run_on_crop(net, image, crop_to_image, SIDE, net.getUnconnectedOutLayersNames())
     points = next(o for o in out if o.size == 468 * 3)
     return np.asarray(points, np.float64).reshape(468, 3)
 
