@@ -70,9 +70,8 @@ class Extractor:
     ) -> None:
         self.fs, self.det, self.cfg, self.refs, self.embed = fs, det, cfg, refs, embed
         self.landmarker = create_landmarker(cfg.landmarker)
-        self.cuts = HandCuts(
-            cfg.hands_every, cfg.every
-        )  # hands (and the frame's edge) out of the masks
+        # hands (and the frame's edge) out of the masks
+        self.cuts = HandCuts(cfg.hands_every, cfg.every)
         self.frames_done = 0
         self.skipped: list[str] = []
         self.no_face: list[str] = []

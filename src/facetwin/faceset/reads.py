@@ -266,11 +266,9 @@ class FaceSetReader:
         """uint8 (size, size) mask, 0/255, of kind 'components' or 'extended' (what extract cut
         out of the face - :meth:`load_cut` - is 0 in both)."""
 
-        with self._reading():
-            row = self.conn.execute("SELECT masks FROM faces WHERE id=?", (rec.id,)).fetchone()
-        if row is None or row[0] is None:
+        stored, img = self._stored_masks(rec)
+        if not stored:
             raise InputError(f"face {rec.id} has no stored mask")
-        img = decode_image(row[0], grey=True) if isinstance(row[0], bytes) else None
         if img is None:
             raise InputError(f"face set {self.root}: face {rec.id} has a corrupt mask")
         level = {"components": 255, "extended": 128}[kind]
@@ -280,12 +278,19 @@ class FaceSetReader:
         """uint8 (size, size), 255 where extract cut the face out of its masks: a hand over it
         ('occluder'), the frame's edge ('edge') or either ('any'). All 0 for a face set made
         before the cuts, and for a face with no stored mask."""
-        with self._reading():
-            row = self.conn.execute("SELECT masks FROM faces WHERE id=?", (rec.id,)).fetchone()
-        img = decode_image(row[0], grey=True) if row and isinstance(row[0], bytes) else None
+        img = self._stored_masks(rec)[1]
         if img is None:
             return np.zeros((self.size, self.size), np.uint8)
         return cut_of(img, which)
+
+    def _stored_masks(self, rec: FaceRecord) -> tuple[bool, np.ndarray | None]:
+        """(whether the face has a stored masks PNG, the PNG decoded - None if it has none or
+        it does not decode): the grey image both :meth:`load_mask` and :meth:`load_cut` read."""
+        with self._reading():
+            row = self.conn.execute("SELECT masks FROM faces WHERE id=?", (rec.id,)).fetchone()
+        if row is None or row[0] is None:
+            return False, None
+        return True, decode_image(row[0], grey=True) if isinstance(row[0], bytes) else None
 
     def mean_embedding(self) -> np.ndarray | None:
         """Mean 128-D embedding of the set's faces (None when it has none)."""
