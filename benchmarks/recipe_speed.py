@@ -25,6 +25,13 @@ CASES = {
     "lite-hd b8, l1": {"loss": "l1"},
     "demo recipe, 1 loader worker": {"loss": "l1+ssim_half", "workers": 1},
     "lite b16, l1": {"arch": "lite", "batch": 16, "loss": "l1"},
+    "demo recipe, channels_last": {"loss": "l1+ssim_half", "channels_last": True},
+    "demo recipe, bf16 autocast": {"loss": "l1+ssim_half", "amp": "bf16"},
+    "demo recipe, bf16 autocast, channels_last": {
+        "loss": "l1+ssim_half",
+        "amp": "bf16",
+        "channels_last": True,
+    },
 }
 
 

@@ -95,6 +95,26 @@ def test_batches_are_deterministic_in_range_and_independent_of_workers(bank):
         assert torch.equal(s["b"]["target"], p["b"]["target"])
 
 
+def test_warp_off_draws_the_last_iterations_without_the_random_warp(bank):
+    """warp_off: from warp_stop on the input is the target itself (still rotated, zoomed,
+    flipped and colour-jittered), so the model learns detail instead of undoing a warp."""
+    from facetwin.train.config import TrainConfig
+    from facetwin.train.run_data import warp_stop
+
+    assert warp_stop(TrainConfig(iterations=2000, warp_off=0.25)) == 1500
+    assert warp_stop(TrainConfig(iterations=2000)) is None
+    assert warp_stop(TrainConfig(minutes=5.0, warp_off=0.25)) is None  # no known total
+    ds = PairDataset({"a": bank}, batch=4, seed=1, augment_cfg=AugmentConfig(), warp_stop=10)
+    plain = PairDataset({"a": bank}, batch=4, seed=1, augment_cfg=AugmentConfig())
+
+    def gap(batch):
+        return (batch["warped"].float() - batch["target"].float()).abs().mean()
+
+    before, after = ds[9]["a"], ds[10]["a"]
+    assert torch.equal(before["warped"], plain[9]["a"]["warped"])  # unchanged until the stop
+    assert float(gap(after)) < 0.5 < float(gap(before))
+
+
 def test_epochs_visit_every_face_once():
     n, batch = 10, 4
     drawn = np.concatenate([batch_indices(3, 0, it, batch, n) for it in range(5)])

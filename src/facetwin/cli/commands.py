@@ -72,6 +72,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             "lr": a.lr,
             "loss": a.loss,
             "holdout": a.holdout,
+            "warp_off": a.warp_off,
             "save_every": a.save_every,
             "save_minutes": a.save_minutes,
             "emphasis": a.emphasis,

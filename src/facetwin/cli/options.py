@@ -170,6 +170,12 @@ def _train_recipe(t: argparse.ArgumentParser) -> None:
         type=float,
         help="leave the last fraction of each clip's face frames out of training (0)",
     )
+    t.add_argument(
+        "--warp-off",
+        type=float,
+        metavar="F",
+        help="train the last fraction F of --iterations without the random warp, for detail (0)",
+    )
     t.add_argument("--seed", type=int)
     t.add_argument("--device", default=None, choices=DEVICE_CHOICES)
     t.add_argument(

@@ -96,6 +96,9 @@ class TrainConfig:
     amp: str = "auto"
     channels_last: bool | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # last fraction of ``iterations`` trained without the random warp (DeepFaceLab's late
+    # "random warp off"): the warp's ambiguity is what an L1 model averages into blur
+    warp_off: float = 0.0
     gan: GanLossConfig = field(default_factory=GanLossConfig)  # the gan arch's loss weights
 
     def __post_init__(self) -> None:
@@ -158,6 +161,7 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.mask in MASK_CHOICES, f"--mask must be one of {', '.join(MASK_CHOICES)}"),
         (cfg.coverage is None or 0.5 <= cfg.coverage <= 4.0, "need 0.5 <= --coverage <= 4"),
         (0 <= cfg.holdout < 1, "need 0 <= --holdout < 1"),
+        (0 <= cfg.warp_off < 1, "need 0 <= --warp-off < 1"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -14,7 +14,7 @@ import itertools
 import logging
 import signal
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -275,8 +275,10 @@ class PairDataset(Dataset):
         rank: int = 0,
         world: int = 1,
         input_size: int | None = None,
+        warp_stop: int | None = None,
     ) -> None:
         self.banks = banks
+        self.warp_stop = warp_stop  # iterations from here on are drawn without the random warp
         self.input_size = input_size
         self.batch = batch
         self.seed = seed
@@ -291,7 +293,10 @@ class PairDataset(Dataset):
             self.seed, code, iteration, self.batch, len(bank), self.rank, self.world
         )
         rng = np.random.default_rng([self.seed, self.rank, code, iteration])
-        return make_side_batch(bank, idx, rng, self.augment_cfg, self.input_size)
+        cfg = self.augment_cfg
+        if self.warp_stop is not None and iteration >= self.warp_stop:
+            cfg = replace(cfg, warp=0.0)
+        return make_side_batch(bank, idx, rng, cfg, self.input_size)
 
     def __getitem__(self, iteration: int) -> dict[str, Any]:
         return {"iteration": iteration, **{s: self.side_batch(s, iteration) for s in self.banks}}

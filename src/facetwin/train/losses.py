@@ -56,31 +56,41 @@ def gaussian_kernel(
     return g / g.sum()
 
 
-def gaussian_window(
-    size: int = 11, sigma: float = 1.5, device: torch.device | None = None
+def blur_matrix(
+    n: int, size: int, sigma: float, device: torch.device | None = None
 ) -> torch.Tensor:
-    """(1, 1, size, size) normalised Gaussian: SSIM's standard local window."""
+    """(n, n) matrix of a reflect-padded 1-D Gaussian blur: ``m @ v`` blurs a length-n signal.
+
+    Blurring by two matrix products (``mh @ x @ mw.T``) is 10-40x faster on a CPU than the
+    separable grouped convolutions it replaces: oneDNN has no fast path for one-channel 1-D
+    kernels, and a 128 px loss term had cost a third of a ``lite-hd`` training step.
+    """
     g = gaussian_kernel(size, sigma, device)
-    return (g[:, None] * g[None, :])[None, None]
+    pad = size // 2
+    eye = torch.eye(n, device=device)[:, None, :]  # row j: the unit signal at j
+    cols = F.conv1d(F.pad(eye, (pad, pad), mode="reflect"), g.view(1, 1, size))[:, 0]
+    return cols.T.contiguous()  # column j: the blur of the unit signal at j
+
+
+def blur(x: torch.Tensor, sigma: float, size: int | None = None) -> torch.Tensor:
+    """Gaussian blur of (N, C, H, W) over the last two axes, reflect-padded to keep the size
+    (``size`` taps; default +/- 3 sigma)."""
+    size = size or 2 * int(3 * sigma) + 1
+    h, w = x.shape[-2:]
+    mh = blur_matrix(h, size, sigma, x.device).to(x.dtype)
+    mw = mh if w == h else blur_matrix(w, size, sigma, x.device).to(x.dtype)
+    return mh @ x @ mw.T
 
 
 def ssim_map(pred: torch.Tensor, target: torch.Tensor, size: int = 11) -> torch.Tensor:
     """Per-pixel SSIM (N, C, H, W) of images in [0, 1], reflect-padded to keep the size.
 
-    The five local means (of p, t, p^2, t^2, p*t) are taken in one pass over the stacked
-    channels, and the Gaussian window is applied as two 1-D convolutions (2 x 11 taps instead of
-    121): together 3x cheaper than five 2-D blurs, which at 128 px had doubled the CPU training
-    step.
+    The five local means (of p, t, p^2, t^2, p*t) are taken in one blur of the stacked
+    channels with SSIM's standard window (11 taps, sigma 1.5).
     """
-    n, ch = pred.shape[:2]
-    g = gaussian_kernel(size, device=pred.device).to(pred.dtype)
-    k = 5 * ch
-    pad = size // 2
+    ch = pred.shape[1]
     stack = torch.cat([pred, target, pred * pred, target * target, pred * target], 1)
-    x = F.pad(stack, (pad,) * 4, mode="reflect")
-    x = F.conv2d(x, g.view(1, 1, 1, size).expand(k, 1, 1, size), groups=k)
-    x = F.conv2d(x, g.view(1, 1, size, 1).expand(k, 1, size, 1), groups=k)
-    mu_p, mu_t, e_pp, e_tt, e_pt = x.split(ch, 1)
+    mu_p, mu_t, e_pp, e_tt, e_pt = blur(stack, 1.5, size).split(ch, 1)
     c1, c2 = 0.01**2, 0.03**2
     var_p = e_pp - mu_p**2
     var_t = e_tt - mu_t**2

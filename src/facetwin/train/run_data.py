@@ -64,6 +64,13 @@ def preview_faces(banks: dict[str, FaceBank], count: int = 4) -> dict[str, torch
     }
 
 
+def warp_stop(cfg: TrainConfig) -> int | None:
+    """First iteration drawn without the random warp (``warp_off``; needs a known total)."""
+    if not cfg.warp_off or not cfg.iterations:
+        return None
+    return int(round(cfg.iterations * (1 - cfg.warp_off)))
+
+
 def load_run_data(
     cfg: TrainConfig, dist: ddp.DistInfo, device: torch.device, start: int
 ) -> RunData:
@@ -86,6 +93,7 @@ def load_run_data(
         dist.rank,
         dist.world,
         input_size=info.input_size,
+        warp_stop=warp_stop(cfg),
     )
     loader = make_loader(
         dataset, start, cfg.iterations, cfg.workers, pin_memory=device.type == "cuda"
