@@ -110,7 +110,8 @@ import json, sys, time
 import av, numpy as np
 from facetwin.extract.detectors import create_detector
 from facetwin.extract.landmarkers import create_landmarker
-from facetwin.extract.landmarks import box_from_landmarks, nme, read_pts
+from facetwin.extract.landmarks import nme, read_pts
+from facetwin.face.boxes import landmark_box
 from facetwin.face.boxes import iou
 from facetwin.media.image import read_image
 folder, clip, names = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
@@ -120,7 +121,7 @@ for image in ("breakingbad.jpg", "einstein.jpg", "takeo.ppm"):
     img = read_image(f"{folder}/{image}")
     truth = read_pts(f"{folder}/{image.rsplit('.', 1)[0]}.pts")
     for dn, det in dets.items():
-        found = [d for d in det.detect(img) if iou(d.box, box_from_landmarks(truth)) > 0.2]
+        found = [d for d in det.detect(img) if iou(d.box, landmark_box(truth)) > 0.2]
         if found:
             cases.append((image, dn, img, found[0].box, truth))
             break

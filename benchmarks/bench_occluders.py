@@ -44,7 +44,14 @@ from facetwin.convert.occlusion import OcclusionConfig, hand_keep  # noqa: E402
 from facetwin.extract.analyse import analyse_face  # noqa: E402
 from facetwin.extract.detect import detect_full  # noqa: E402
 from facetwin.extract.detectors import create_detector  # noqa: E402
-from facetwin.extract.hands import GROW, HandFinder, hand_polygon  # noqa: E402
+from facetwin.extract.hands import (  # noqa: E402
+    GROW,
+    PHOTO_SCALES,
+    VIDEO_SCALES,
+    HandFinder,
+    Scales,
+    hand_polygon,
+)
 from facetwin.face.align import compose, invert  # noqa: E402
 from facetwin.face.masks import OCCLUDER_CUT  # noqa: E402
 from facetwin.media.image import read_image  # noqa: E402
@@ -103,13 +110,18 @@ def paste(
 
 
 def measure(
-    image: np.ndarray, alpha: np.ndarray, det: Any, finder: HandFinder, fallback: Any
+    image: np.ndarray,
+    alpha: np.ndarray,
+    det: Any,
+    finder: HandFinder,
+    fallback: Any,
+    scales: Scales = VIDEO_SCALES,
 ) -> dict[str, Any]:
     """One pasted face: its hand points and, per hull growth, the stored mask's figures."""
     found = detect_full(det, image, 1280)
     d = found[0] if found else fallback
     t0 = time.perf_counter()
-    hands = finder.near(image, d.box)
+    hands = finder.near(image, d.box, scales)
     ms_hands = 1000 * (time.perf_counter() - t0)
     t0 = time.perf_counter()
     plain = analyse_face(image, d, SIZE, COVERAGE)
@@ -157,7 +169,7 @@ def summarise(split: str, rows: list[dict[str, Any]], grow: float) -> dict[str, 
     }
 
 
-def run(quick: bool = False) -> list[dict[str, Any]]:
+def run(quick: bool = False, scales: Scales = VIDEO_SCALES) -> list[dict[str, Any]]:
     cv2.setNumThreads(1)
     det = create_detector("dlib-hog", "cpu", {})
     finder = HandFinder()
@@ -167,7 +179,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     for split, name, image in targets(det)[:: 3 if quick else 1]:
         for d in detect_full(det, image, 1280):
             fd = analyse_face(image, d, SIZE, COVERAGE)
-            n = len(finder.near(image, d.box))
+            n = len(finder.near(image, d.box, scales))
             alarms[split][0] += n
             alarms[split][1] += 1
             if n:
@@ -175,7 +187,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             for hand in hands:
                 for shift in SHIFTS:
                     pasted, alpha = paste(image, fd.matrix, hand, shift)
-                    per[split].append({"target": name, **measure(pasted, alpha, det, finder, d)})
+                    row = measure(pasted, alpha, det, finder, d, scales)
+                    per[split].append({"target": name, **row})
     hits = [r for r in per["choose"] if r["found"]]
     chosen = next(
         (g for g in GROWS if np.mean([r[f"out@{g}"] for r in hits]) >= CHOOSE_AT), GROWS[-1]
@@ -206,7 +219,15 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     t0 = time.perf_counter()
     rows = run(a.quick)
+    # the photo search (wider squares where the first finds no hand); GROW stays the video's
+    photo = run(a.quick, PHOTO_SCALES)[:2]
+    for r in rows[:2]:
+        r["search"] = f"video {list(VIDEO_SCALES)}"
+    for r in photo:
+        r["search"] = f"photo {list(PHOTO_SCALES)}"
+    rows = rows[:2] + photo + rows[2:]
     keys = [
+        "search",
         "split",
         "pastes",
         "grow",
@@ -222,8 +243,8 @@ def main() -> None:
         "ms_hands",
         "ms_face",
     ]
-    print(text_table(rows[:2], keys, keys))
-    for c in rows[2]["curve"]:
+    print(text_table(rows[:4], keys, keys))
+    for c in rows[4]["curve"]:
         print(c)
     write_result(
         "occluders",

@@ -23,7 +23,14 @@ from facetwin.convert.swap import SwapModel, Swapper
 from facetwin.extract.analyse import analyse_face
 from facetwin.extract.detect import detect_full
 from facetwin.extract.detectors import create_detector
-from facetwin.extract.hands import HandFinder, anchors, hand_polygon, hands_mask
+from facetwin.extract.hands import (
+    PHOTO_SCALES,
+    VIDEO_SCALES,
+    HandFinder,
+    anchors,
+    hand_polygon,
+    hands_mask,
+)
 from facetwin.extract.landmarks import landmarks_68
 from facetwin.extract.pipeline import ExtractConfig, extract
 from facetwin.face.align import alignment_matrix, compose, invert, warp_face
@@ -79,6 +86,9 @@ def test_no_hand_on_hand_free_faces(det, finder, woman_frames, data_dir: Path) -
             faces += 1
             assert finder.near(img, d.box) == []
     assert faces >= len(images)
+    for name in CLEAN_STILLS:  # the photo search too (fr_obama's folded hands are not near)
+        img = read_image(data_dir / "images" / name)
+        assert all(finder.near(img, d.box, PHOTO_SCALES) == [] for d in detect_full(det, img, 1280))
 
 
 def paste_hand(
@@ -121,6 +131,28 @@ def test_a_pasted_hand_is_out_of_the_face_mask(det, finder, woman_frames, data_d
         assert (fd.masks[visible] == OCCLUDER_CUT).mean() <= 0.15  # little visible face cut
         keep = hand_keep(polys, fd.matrix, 256, OcclusionConfig())
         assert (keep[truth] < 0.5).mean() >= 0.8  # convert keeps the frame's hand
+
+
+def test_a_photo_is_searched_wider_where_the_face_square_finds_no_hand(  # type: ignore[no-untyped-def]
+    det, finder, woman_frames, data_dir: Path
+) -> None:
+    """PHOTO_SCALES were chosen on the man's frames; here her hand goes onto a still that the
+    video's single square misses it on, and the wider squares find it."""
+    frame = woman_frames[HAND_FRAME]
+    d = detect_full(det, frame, 1280)[0]
+    hand = finder.near(frame, d.box)[0]
+    her = analyse_face(frame, d, 256, 2.0).matrix
+    target = read_image(data_dir / "images" / "0-f1-su-ph.jpg")
+    clean = detect_full(det, target, 1280)[0]
+    pasted, alpha = paste_hand(
+        frame, her, hand.points, target, analyse_face(target, clean, 256, 2.0).matrix
+    )
+    face = (detect_full(det, pasted, 1280) or [clean])[0]
+    assert finder.near(pasted, face.box, VIDEO_SCALES) == []
+    polys = [h.polygon for h in finder.near(pasted, face.box, PHOTO_SCALES)]
+    fd = analyse_face(pasted, face, 256, 2.0, hands=polys)
+    truth = cv2.warpAffine(alpha, fd.matrix, (256, 256), flags=cv2.INTER_NEAREST) > 0
+    assert (fd.masks[truth] < 128).mean() >= 0.8
 
 
 def test_cut_values_read_as_not_face_and_are_told_apart() -> None:
@@ -192,9 +224,9 @@ class CountingFinder(HandFinder):
 
     calls = 0
 
-    def near(self, image, box):  # type: ignore[no-untyped-def]
+    def near(self, image, box, scales=VIDEO_SCALES):  # type: ignore[no-untyped-def]
         self.calls += 1
-        return super().near(image, box)
+        return super().near(image, box, scales)
 
 
 @pytest.fixture(scope="module")

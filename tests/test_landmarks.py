@@ -24,12 +24,11 @@ from facetwin.extract.detectors import Detection, create_detector
 from facetwin.extract.landmarkers import DEFAULT_LANDMARKER, LANDMARKERS, create_landmarker
 from facetwin.extract.landmarks import (
     MAX_KEYPOINT_DISTANCE,
-    box_from_landmarks,
     keypoint_distance,
     nme,
     read_pts,
 )
-from facetwin.face.boxes import iou
+from facetwin.face.boxes import iou, landmark_box
 from facetwin.media.image import read_image
 
 GT = DATA / "landmarks"
@@ -48,7 +47,7 @@ def annotated() -> dict[str, tuple[np.ndarray, np.ndarray, tuple[float, float, f
         img = read_image(GT / name)
         truth = read_pts(GT / f"{Path(name).stem}.pts")
         for det in dets:  # HOG misses breakingbad's turned face; MTCNN finds it
-            found = [d for d in det.detect(img) if iou(d.box, box_from_landmarks(truth)) > 0.2]
+            found = [d for d in det.detect(img) if iou(d.box, landmark_box(truth)) > 0.2]
             if found:
                 out[name] = (img, truth, found[0].box)
                 break

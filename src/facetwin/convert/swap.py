@@ -33,7 +33,7 @@ from facetwin.convert.blend import Blender, BlendParams, FacePatch, erode_region
 from facetwin.convert.color import ColorMatcher
 from facetwin.convert.occlusion import OcclusionConfig, feature_mask, hand_keep, occlusion_mask
 from facetwin.errors import ModelMismatchError
-from facetwin.extract.hands import HandFinder
+from facetwin.extract.hands import PHOTO_SCALES, VIDEO_SCALES, HandFinder, Scales
 from facetwin.face.align import (
     alignment_matrix,
     compose,
@@ -42,6 +42,7 @@ from facetwin.face.align import (
     transform_points,
     warp_face,
 )
+from facetwin.face.boxes import Box, landmark_box
 from facetwin.face.masks import face_mask
 from facetwin.model_meta import embedding_vector
 
@@ -289,15 +290,12 @@ class Swapper:
     def finds_hands(self) -> bool:
         return self.occlusion is not None and self.occlusion.enabled and self.occlusion.hands
 
-    def hands_near(self, frame: np.ndarray, landmarks: np.ndarray) -> list[np.ndarray]:
-        """Polygons (frame pixels) of the hands around the face of ``landmarks``."""
+    def hands_near(self, frame: np.ndarray, box: Box, scales: Scales) -> list[np.ndarray]:
+        """Polygons (frame pixels) of the hands around the face ``box``, searched at ``scales``."""
         if self.hand_finder is None:
             self.hand_finder = HandFinder()
-        x0, y0 = np.min(landmarks, axis=0)
-        x1, y1 = np.max(landmarks, axis=0)
-        box = (float(x0), float(y0), float(x1), float(y1))
         with self.timer("hands"):
-            return [h.polygon for h in self.hand_finder.near(frame, box)]
+            return [h.polygon for h in self.hand_finder.near(frame, box, scales)]
 
     def swap_frame(
         self, frame: np.ndarray, faces: list[np.ndarray], index: int | None = None
@@ -321,7 +319,7 @@ class Swapper:
             with self.timer("occlusion"):
                 own = list(self.model(crops, str(self.source_side)))
         out = frame.copy()
-        search = self.hands_due(index)
+        search = (PHOTO_SCALES if index is None else VIDEO_SCALES) if self.hands_due(index) else ()
         for lm, m, face, rec in zip(faces, m_in, swapped, own):
             if self._paste(out, frame, lm, m, face, rec, search) and index is not None:
                 self.hand_seen = index
@@ -367,7 +365,7 @@ class Swapper:
         m_in: np.ndarray,
         face: np.ndarray,
         reconstruction: np.ndarray | None = None,
-        search_hands: bool = False,
+        search_hands: Scales = (),
     ) -> bool:
         """Blend one swapped ``face`` into ``out``; whether a hand was found in front of it."""
         o = face.shape[0]
@@ -382,7 +380,8 @@ class Swapper:
         if reconstruction is not None:
             with self.timer("occlusion"):
                 keep = self.keep_mask(target, reconstruction, lm_crop)
-        hands = self.hands_near(frame, landmarks) if search_hands else []
+        box = landmark_box(landmarks)
+        hands = self.hands_near(frame, box, search_hands) if search_hands else []
         if hands:
             assert self.occlusion is not None
             held = hand_keep(hands, m_out, o, self.occlusion)

@@ -35,13 +35,6 @@ def landmarks_68(image: np.ndarray, box: tuple[float, float, float, float]) -> n
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
-def box_from_landmarks(landmarks: np.ndarray) -> tuple[float, float, float, float]:
-    """A dlib-convention box around 68 landmarks (used to follow a face between frames)."""
-    x0, y0 = landmarks.min(0)
-    x1, y1 = landmarks.max(0)
-    return float(x0), float(y0), float(x1), float(y1)
-
-
 def five_points(landmarks: np.ndarray) -> np.ndarray:
     """(5, 2) eye centres, nose tip and mouth corners of 68 points: MTCNN's keypoint order."""
     lm = np.asarray(landmarks, np.float64)

@@ -27,13 +27,12 @@ from typing import Any
 import numpy as np
 
 from facetwin.extract.config import ExtractConfig
-from facetwin.extract.hands import HandFinder
+from facetwin.extract.hands import PHOTO_SCALES, VIDEO_SCALES, HandFinder, Scales
+from facetwin.face.boxes import Box
 from facetwin.face.masks import OCCLUDER_CUT
 from facetwin.faceset import DB_NAME, FaceSet
 
 log = logging.getLogger(__name__)
-
-Box = tuple[float, float, float, float]
 
 
 class HandCuts:
@@ -53,18 +52,18 @@ class HandCuts:
     def enabled(self) -> bool:
         return self.every > 0
 
-    def _search(self, image: np.ndarray, box: Box) -> list[np.ndarray]:
+    def _search(self, image: np.ndarray, box: Box, scales: Scales) -> list[np.ndarray]:
         if self._finder is None:
             self._finder = HandFinder()
         t0 = time.perf_counter()
-        hands = self._finder.near(image, box)
+        hands = self._finder.near(image, box, scales)
         self.seconds += time.perf_counter() - t0
         self.searches += 1
         return [h.polygon for h in hands]
 
     def photo(self, image: np.ndarray, box: Box) -> list[np.ndarray] | None:
         """The hand polygons near a photo's face; None when the cuts are off."""
-        return self._search(image, box) if self.enabled else None
+        return self._search(image, box, PHOTO_SCALES) if self.enabled else None
 
     def frame(
         self, image: np.ndarray, box: Box, source: int, track: int, step: int
@@ -76,7 +75,7 @@ class HandCuts:
             return None
         last = self.seen.get((source, track))
         if step % self.every == 0 or (last is not None and step - last <= self.every):
-            return self._search(image, box)
+            return self._search(image, box, VIDEO_SCALES)
         return []
 
     def note(self, source: int, track: int, step: int, masks: np.ndarray) -> None:

@@ -20,7 +20,7 @@ from facetwin.extract.config import ExtractConfig
 from facetwin.extract.detect import detect_near
 from facetwin.extract.detectors import Detection, Detector
 from facetwin.face.align import alignment_matrix
-from facetwin.face.boxes import iou
+from facetwin.face.boxes import iou, landmark_box
 from facetwin.face.tracking import smooth_track
 from facetwin.faceset import FaceRecord, FaceRow
 
@@ -163,14 +163,12 @@ def _bridged_row(
 ) -> FaceRow:
     """A face the detector missed inside a track: interpolated landmarks, no image, and the
     embedding of the track's face before the gap."""
-    x0, y0 = lm.min(0)
-    x1, y1 = lm.max(0)
     return FaceRow(
         source_id=source_id,
         frame=frame,
         face=face,
         file=None,
-        box=(x0, y0, x1, y1),
+        box=landmark_box(lm),
         score=0.0,
         landmarks=lm,
         landmarks_smooth=lm,

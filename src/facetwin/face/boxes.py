@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+Box = tuple[float, float, float, float]
+
+
+def landmark_box(landmarks: np.ndarray) -> Box:
+    """The tight box around (N, 2) landmarks."""
+    x0, y0 = landmarks.min(0)
+    x1, y1 = landmarks.max(0)
+    return float(x0), float(y0), float(x1), float(y1)
+
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     """Intersection over union of two (x0, y0, x1, y1) boxes: the one overlap measure of
