@@ -13,6 +13,7 @@ sys.path.insert(0, str(HERE))
 STAGES = [
     "bench_extract",
     "bench_occluders",
+    "bench_photos",
     "bench_hands_convert",
     "bench_identity",
     "bench_train",

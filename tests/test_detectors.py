@@ -199,3 +199,34 @@ def test_mtcnn_cut_off_holds_on_photos_it_was_not_tuned_on(mtcnn, hog, name: str
     assert min(d.score for d in found) > 0.99
     for h in hog.detect(image):
         assert max(iou(h.box, m.box) for m in found) > 0.5
+
+
+def test_a_photo_gets_the_faces_the_second_detector_finds_and_hog_missed(tmp_path: Path) -> None:
+    """Default extract on the group photo: HOG's four faces plus the man in sunglasses from
+    MTCNN (recorded as found by it), nothing twice; ``photo_detector=""`` gives HOG's four. A
+    face set made before the option resumes without it (no faces added to its old photos'
+    peers by a second detector it never ran)."""
+    from facetwin.extract.pipeline import ExtractConfig, extract
+    from facetwin.face.boxes import iou
+    from facetwin.faceset import FaceSet
+
+    group = DATA / "images" / "multi_face.jpg"
+    extract([group], tmp_path / "both", ExtractConfig(progress=False))
+    extract([group], tmp_path / "hog", ExtractConfig(progress=False, photo_detector=""))
+    with FaceSet.open(tmp_path / "both") as fs:
+        faces = fs.faces()
+        assert fs.settings()["photo_detector"] == "mtcnn"
+    assert sorted(f.detector for f in faces) == ["dlib-hog"] * 4 + ["mtcnn"]
+    boxes = [f.box for f in faces]
+    assert all(iou(a, b) < 0.3 for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    with FaceSet.open(tmp_path / "hog") as fs:
+        assert len(fs.faces()) == 4 and "photo_detector" not in fs.settings()
+    # the HOG-only set, extended by a default run, stays HOG-only (as it was made)
+    extract(
+        [group, DATA / "images" / "single_face.jpg"],
+        tmp_path / "hog",
+        ExtractConfig(progress=False),
+    )
+    with FaceSet.open(tmp_path / "hog") as fs:
+        assert "photo_detector" not in fs.settings()
+        assert {f.detector for f in fs.faces()} == {"dlib-hog"} and len(fs.faces()) == 5

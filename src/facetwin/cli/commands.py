@@ -15,6 +15,7 @@ def cmd_extract(a: argparse.Namespace) -> int:
         detector=a.detector,
         landmarker=a.landmarker,
         hands_every=a.hands_every,
+        photo_detector="" if a.photo_detector == "none" else a.photo_detector,
         size=a.size,
         coverage=a.coverage,
         every=a.every,

@@ -43,6 +43,14 @@ def args_extract(e: argparse.ArgumentParser) -> None:
         choices=DETECTORS.names(),
         help=DETECTORS.describe("dlib-hog"),
     )
+    e.add_argument(
+        "--photo-detector",
+        default="auto",
+        choices=["auto", *DETECTORS.names(), "none"],
+        help="photos also get the faces this second detector finds that --detector missed: "
+        "sunglasses, profiles, bowed heads in group photos (auto: mtcnn behind the default "
+        "dlib-hog, none behind another --detector)",
+    )
     from facetwin.extract.landmarkers import DEFAULT_LANDMARKER, LANDMARKERS
 
     e.add_argument(

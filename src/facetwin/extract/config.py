@@ -42,9 +42,21 @@ class ExtractConfig:
     # every N processed frames and on every frame while it has a hand (extract/occluders.py);
     # 0: no cuts (the masks are the landmarks' hulls, as before)
     hands_every: int = 8
+    # photos: the faces this second detector finds that ``detector`` missed ("": none; "auto":
+    # mtcnn behind the default dlib-hog, none behind a detector the user chose). HOG misses
+    # sunglasses, profiles and bowed heads in group photos; a photo is searched once, so the
+    # second pass costs little next to a video's frames
+    photo_detector: str = "auto"
     progress: bool = True
     # the detector's own settings, plugin -> setting -> value (--mtcnn-threshold ...)
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def second_detector(self) -> str:
+        """The photo path's second detector ("" for none), ``photo_detector`` resolved."""
+        name = self.photo_detector
+        if name == "auto":
+            name = "mtcnn" if self.detector == "dlib-hog" else ""
+        return "" if name == self.detector else name
 
     def detector_settings(self) -> dict[str, Any]:
         """The settings given for the chosen detector (the rest keep the plugin's defaults)."""
@@ -60,8 +72,10 @@ class ExtractConfig:
         plugins = recorded_settings(self.plugin_settings, [(DETECTORS, self.detector)])
         if plugins:
             d["plugin_settings"] = plugins
-        if not d.get("hands_every"):  # no cuts: as face sets made before them, which resume
-            d.pop("hands_every")
+        d["photo_detector"] = self.second_detector()
+        for key in ("hands_every", "photo_detector"):
+            if not d.get(key):  # off: as face sets made before the option, which resume
+                d.pop(key)
         if d.get("landmarker") == DEFAULT_LANDMARKER:  # face sets made before the choice resume
             d.pop("landmarker")
         d["refs_sha1"] = hashlib.sha1(np.round(ref_embeddings, 4).tobytes()).hexdigest()[:12]
@@ -84,8 +98,9 @@ class ExtractSummary:
 
 def check_config(cfg: ExtractConfig) -> None:
     """UsageError for options no extraction can use (before anything is read or created)."""
-    if cfg.detector not in DETECTORS:
-        DETECTORS.get(cfg.detector)  # raises the UsageError listing the choices
+    for name in (cfg.detector, cfg.second_detector() or cfg.detector):
+        if name not in DETECTORS:
+            DETECTORS.get(name)  # raises the UsageError listing the choices
     if cfg.landmarker not in LANDMARKERS:
         LANDMARKERS.get(cfg.landmarker)
     recorded_settings(cfg.plugin_settings, [(DETECTORS, cfg.detector)])  # UsageError if bad

@@ -5,12 +5,16 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from facetwin.extract.detectors import Detection, Detector
 from facetwin.face.boxes import iou
+
+if TYPE_CHECKING:
+    from facetwin.extract.config import ExtractConfig
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +84,39 @@ def detect_near(
             points = None if d.points5 is None else d.points5 + np.array([x0, y0], np.float32)
             best, best_iou = Detection(full, d.score, points), o
     return best
+
+
+#: A second detector's face is new when it overlaps none of the first's this much.
+SAME_FACE_IOU = 0.3
+
+
+class SecondDetector:
+    """The photo path's second opinion (``ExtractConfig.photo_detector``): the faces it finds
+    that the main detector did not. Made on first use; where it cannot run (its weights are not
+    installed) extract says so once and goes on with the main detector's faces."""
+
+    def __init__(self, cfg: ExtractConfig) -> None:
+        self.name = cfg.second_detector()
+        self.max_side = cfg.max_detect_side
+        self.device = cfg.device
+        self._det: Detector | None = None
+
+    def missed(self, image: np.ndarray, found: list[Detection]) -> list[tuple[Detection, str]]:
+        """(detection, detector name) of each face in ``image`` that ``found`` lacks."""
+        if not self.name:
+            return []
+        if self._det is None:
+            from facetwin.device import resolve_device
+            from facetwin.errors import InputError
+            from facetwin.extract.detectors import create_detector
+
+            try:
+                device = resolve_device(self.device)
+                self._det = create_detector(self.name, device=device, settings={})
+            except InputError as e:
+                log.warning("photos: no second detector (%s); using the first one's faces", e)
+                self.name = ""
+                return []
+        extra = detect_full(self._det, image, self.max_side)
+        new = [d for d in extra if all(iou(d.box, f.box) < SAME_FACE_IOU for f in found)]
+        return [(d, self.name) for d in new]

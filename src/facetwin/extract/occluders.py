@@ -98,19 +98,25 @@ class HandCuts:
                 self.seen[(source, rec.track)] = step
 
 
+#: Options a face set made before them records nothing of, with the value that means "off".
+NEWER_OPTIONS: dict[str, Any] = {"hands_every": 0, "photo_detector": ""}
+
+
 def settings_for(cfg: ExtractConfig, out: Path) -> ExtractConfig:
-    """``cfg`` for a run into ``out``: without the cuts when ``out`` is a face set made before
-    them (its settings name no ``hands_every``), so that it resumes as it was made."""
-    if not cfg.hands_every or not (out / DB_NAME).exists():
+    """``cfg`` for a run into ``out``: each of :data:`NEWER_OPTIONS` off when ``out`` is a face
+    set made before it (its settings do not name it), so that it resumes as it was made."""
+    on = [k for k, off in NEWER_OPTIONS.items() if getattr(cfg, k) != off]
+    if not on or not (out / DB_NAME).exists():
         return cfg
     try:
         with FaceSet.open(out) as fs:
             old = fs.settings()
     except Exception:  # noqa: BLE001 - FaceSet.create reports what is wrong with it
         return cfg
-    if old and "hands_every" not in old:
-        log.info("%s was made without hand cuts: resuming it without them", out)
-        return dataclasses.replace(cfg, hands_every=0)
+    missing: dict[str, Any] = {k: NEWER_OPTIONS[k] for k in on if old and k not in old}
+    if missing:
+        log.info("%s was made without %s: resuming it without them", out, ", ".join(missing))
+        return dataclasses.replace(cfg, **missing)
     return cfg
 
 

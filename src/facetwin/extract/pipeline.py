@@ -31,7 +31,7 @@ from facetwin.device import resolve_device
 from facetwin.errors import InputError, NoFaceError
 from facetwin.extract.analyse import FaceData, analyse_face, emb_bytes, face_row
 from facetwin.extract.config import ExtractConfig, ExtractSummary, check_config
-from facetwin.extract.detect import detect_full
+from facetwin.extract.detect import SecondDetector, detect_full
 from facetwin.extract.detectors import Detection, Detector, create_detector
 from facetwin.extract.identity import Embedder, matches
 from facetwin.extract.inputs import Source, expand_inputs, reference_embeddings
@@ -72,6 +72,7 @@ class Extractor:
         self.landmarker = create_landmarker(cfg.landmarker)
         # hands (and the frame's edge) out of the masks
         self.cuts = HandCuts(cfg.hands_every, cfg.every)
+        self.second = SecondDetector(cfg)
         self.frames_done = 0
         self.skipped: list[str] = []
         self.no_face: list[str] = []
@@ -88,6 +89,7 @@ class Extractor:
         track: Track | None,
         emb: np.ndarray | Future[np.ndarray] | None,
         emb_frame: int | None,
+        detector: str | None = None,
     ) -> FaceRow:
         name = self.fs.face_file(sid, stem, frame, face)
         # PNG encoding (cv2 drops the GIL) overlaps with the next frames; _commit waits for it
@@ -99,7 +101,7 @@ class Extractor:
             face=face,
             file=name,
             track=face if track is None else track.id,
-            detector=self.cfg.detector,
+            detector=detector or self.cfg.detector,
             masks=masks,
             emb=emb,
             emb_frame=emb_frame,
@@ -136,7 +138,9 @@ class Extractor:
         h, w = img.shape[:2]
         sid = self.fs.add_source(key, "image", w, h, None, 1)
         rows: list[FaceRow] = []
-        for d in detect_full(self.det, img, self.cfg.max_detect_side):
+        found = detect_full(self.det, img, self.cfg.max_detect_side)
+        extra = self.second.missed(img, found)
+        for d, by in [(d, None) for d in found] + extra:
             hands = self.cuts.photo(img, d.box)
             fd = analyse_face(img, d, self.cfg.size, self.cfg.coverage, self.landmarker, hands)
             if fd.suspect:  # landmarks that contradict the detection are not stored
@@ -144,7 +148,7 @@ class Extractor:
             emb = self.embed(img, fd.landmarks)
             if len(self.refs) and not matches(emb, self.refs, self.cfg.threshold):
                 continue
-            rows.append(self._face_row(sid, path.stem, 0, len(rows), fd, None, emb, 0))
+            rows.append(self._face_row(sid, path.stem, 0, len(rows), fd, None, emb, 0, by))
         self.fs.commit_frames(sid, 1, [(0, len(rows))], self._resolve(rows))
         self.fs.finish_source(sid, {}, [])
         self.frames_done += 1
