@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from facetwin.extract.detectors import Detection, Detector
+from facetwin.device import resolve_device
+from facetwin.errors import InputError
+from facetwin.extract.detectors import Detection, Detector, create_detector
 from facetwin.face.boxes import iou
 
 if TYPE_CHECKING:
@@ -106,10 +108,6 @@ class SecondDetector:
         if not self.name:
             return []
         if self._det is None:
-            from facetwin.device import resolve_device
-            from facetwin.errors import InputError
-            from facetwin.extract.detectors import create_detector
-
             try:
                 device = resolve_device(self.device)
                 self._det = create_detector(self.name, device=device, settings={})
