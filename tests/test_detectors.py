@@ -230,3 +230,20 @@ def test_a_photo_gets_the_faces_the_second_detector_finds_and_hog_missed(tmp_pat
     with FaceSet.open(tmp_path / "hog") as fs:
         assert "photo_detector" not in fs.settings()
         assert {f.detector for f in fs.faces()} == {"dlib-hog"} and len(fs.faces()) == 5
+
+
+def test_convert_finds_a_photos_faces_as_extract_does() -> None:
+    """Convert without a face set plans a still with the same second detector: the group
+    photo's five faces, four with it off."""
+    from facetwin.convert.faces import detect_faces
+    from facetwin.extract.detect import SecondDetector, second_detector_name
+
+    image = load_rgb("multi_face.jpg")
+    hog = create_detector("dlib-hog", "cpu", {})
+    both = detect_faces(image, hog, 1280, None, 0.6, SecondDetector("mtcnn", "cpu"))
+    alone = detect_faces(image, hog, 1280, None, 0.6, SecondDetector("", "cpu"))
+    assert (both.found, alone.found) == (5, 4)
+    assert len(both.frames[0]) == 5  # no reference identity: every face is swapped
+    assert second_detector_name("dlib-hog", "auto") == "mtcnn"
+    assert second_detector_name("dlib-cnn", "auto") == ""  # the user's own choice stands
+    assert second_detector_name("mtcnn", "mtcnn") == ""

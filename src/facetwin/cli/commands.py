@@ -127,6 +127,7 @@ def cmd_convert(a: argparse.Namespace) -> int:
         label=not a.no_label,
         faceset=a.faceset,
         detector=a.detector,
+        photo_detector="" if a.photo_detector == "none" else a.photo_detector,
         sharpen=a.sharpen,
         erode=a.erode,
         feather=a.feather,

@@ -222,6 +222,13 @@ def args_convert(c: argparse.ArgumentParser) -> None:
         help="face detector when no --faceset is given (use the one the model's face sets were "
         "extracted with): " + DETECTORS.describe("dlib-hog"),
     )
+    c.add_argument(
+        "--photo-detector",
+        default="auto",
+        choices=["auto", *DETECTORS.names(), "none"],
+        help="photos without --faceset also get the faces this second detector finds that "
+        "--detector missed, as extract does (auto: mtcnn behind dlib-hog, none behind another)",
+    )
     c.add_argument("--no-smooth", action="store_true", help="turn landmark smoothing off")
     _convert_blending(c)
     c.add_argument("--preview", type=int, metavar="N", help="write frame N only")

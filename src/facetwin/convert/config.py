@@ -56,6 +56,9 @@ class ConvertConfig:
     preset: str = "medium"
     segment_frames: int = 240  # frames per resumable video segment
     detector: str = "dlib-hog"
+    # stills without a face set: a second detector's faces that ``detector`` missed, as extract
+    # does ("auto": mtcnn behind dlib-hog; "": none)
+    photo_detector: str = "auto"
     threads: int = 1  # torch threads for the model on a CPU (0: torch's choice); see device.py
     ray: str | None = None  # video: run the frames pass on Ray ("local" or a cluster address)
     ray_workers: int = 0  # local Ray cluster: worker processes (0: one per CPU core)
@@ -161,6 +164,8 @@ def validate(cfg: ConvertConfig) -> None:
     from facetwin.extract.detectors import DETECTORS
 
     DETECTORS.get(cfg.detector)
+    if cfg.photo_detector not in ("auto", ""):
+        DETECTORS.get(cfg.photo_detector)
     plugin_record(cfg)  # a one-line UsageError for a bad value
     if not 0 <= cfg.crf <= 51:
         raise UsageError(f"crf must be within 0..51, not {cfg.crf}")

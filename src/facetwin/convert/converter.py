@@ -32,6 +32,7 @@ from facetwin.convert.outputs import FrameLabeller, write_output_image
 from facetwin.convert.swap import SwapModel, Swapper, Timer
 from facetwin.device import resolve_device
 from facetwin.errors import InputError, ModelMismatchError, NoFaceError
+from facetwin.extract.detect import SecondDetector, second_detector_name
 from facetwin.faceset import FaceSet
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ class Converter:
                 "the model records no identity for side %s: every face is swapped", cfg.source_side
             )
         self._detector: Any = None
+        self.second = SecondDetector(
+            second_detector_name(cfg.detector, cfg.photo_detector), cfg.device, cfg.max_detect_side
+        )
 
     def _check_faceset(self, fs: FaceSet) -> np.ndarray | None:
         """The reference identity, once ``fs`` is known to show the model's source person (it is
@@ -134,7 +138,12 @@ class Converter:
             return self.plan_from_faceset(self.faceset, path)
         with self.timer("detect"):
             return detect_faces(
-                image, self.detector, self.cfg.max_detect_side, self.reference, self.cfg.threshold
+                image,
+                self.detector,
+                self.cfg.max_detect_side,
+                self.reference,
+                self.cfg.threshold,
+                self.second,
             )
 
     def no_face_error(self, what: str, plan: FacePlan) -> NoFaceError:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from facetwin.errors import ModelMismatchError
-from facetwin.extract.detect import detect_full
+from facetwin.extract.detect import SecondDetector, detect_full
 from facetwin.extract.detectors import Detector
 from facetwin.extract.identity import distances, embedding
 from facetwin.extract.landmarks import landmarks_68
@@ -214,10 +214,15 @@ def detect_faces(
     max_side: int,
     reference: np.ndarray | None,
     threshold: float,
+    second: SecondDetector | None = None,
 ) -> FacePlan:
-    """A one-frame plan for an image: detect, landmark, and (with a reference) identify."""
+    """A one-frame plan for an image: detect (and add the ``second`` detector's faces the first
+    missed), landmark, and (with a reference) identify."""
     plan = FacePlan()
-    for det in detect_full(detector, image, max_side):
+    found = detect_full(detector, image, max_side)
+    if second is not None:
+        found += [d for d, _ in second.missed(image, found)]
+    for det in found:
         plan.found += 1
         lm = landmarks_68(image, det.box)
         d = None if reference is None else identity_distance(embedding(image, lm), reference)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from facetwin.errors import UsageError
+from facetwin.extract.detect import second_detector_name
 from facetwin.extract.detectors import DETECTORS
 from facetwin.extract.identity import SAME_PERSON
 from facetwin.extract.landmarkers import DEFAULT_LANDMARKER, LANDMARKERS
@@ -53,10 +54,7 @@ class ExtractConfig:
 
     def second_detector(self) -> str:
         """The photo path's second detector ("" for none), ``photo_detector`` resolved."""
-        name = self.photo_detector
-        if name == "auto":
-            name = "mtcnn" if self.detector == "dlib-hog" else ""
-        return "" if name == self.detector else name
+        return second_detector_name(self.detector, self.photo_detector)
 
     def detector_settings(self) -> dict[str, Any]:
         """The settings given for the chosen detector (the rest keep the plugin's defaults)."""

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -14,9 +13,6 @@ from facetwin.device import resolve_device
 from facetwin.errors import InputError
 from facetwin.extract.detectors import Detection, Detector, create_detector
 from facetwin.face.boxes import iou
-
-if TYPE_CHECKING:
-    from facetwin.extract.config import ExtractConfig
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +88,24 @@ def detect_near(
 SAME_FACE_IOU = 0.3
 
 
-class SecondDetector:
-    """The photo path's second opinion (``ExtractConfig.photo_detector``): the faces it finds
-    that the main detector did not. Made on first use; where it cannot run (its weights are not
-    installed) extract says so once and goes on with the main detector's faces."""
+def second_detector_name(detector: str, photo_detector: str) -> str:
+    """The photo path's second detector ("" for none): ``auto`` is MTCNN behind the default
+    ``dlib-hog`` and none behind a detector the user chose (their choice stays exactly that)."""
+    name = photo_detector
+    if name == "auto":
+        name = "mtcnn" if detector == "dlib-hog" else ""
+    return "" if name == detector else name
 
-    def __init__(self, cfg: ExtractConfig) -> None:
-        self.name = cfg.second_detector()
-        self.max_side = cfg.max_detect_side
-        self.device = cfg.device
+
+class SecondDetector:
+    """The photo path's second opinion (``photo_detector`` of extract and convert): the faces
+    it finds that the main detector did not. Made on first use; where it cannot run (its
+    weights are not installed) it says so once and the main detector's faces stand alone."""
+
+    def __init__(self, name: str, device: str = "auto", max_side: int = 1280) -> None:
+        self.name = name
+        self.max_side = max_side
+        self.device = device
         self._det: Detector | None = None
 
     def missed(self, image: np.ndarray, found: list[Detection]) -> list[tuple[Detection, str]]:

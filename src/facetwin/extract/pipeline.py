@@ -72,7 +72,7 @@ class Extractor:
         self.landmarker = create_landmarker(cfg.landmarker)
         # hands (and the frame's edge) out of the masks
         self.cuts = HandCuts(cfg.hands_every, cfg.every)
-        self.second = SecondDetector(cfg)
+        self.second = SecondDetector(cfg.second_detector(), cfg.device, cfg.max_detect_side)
         self.frames_done = 0
         self.skipped: list[str] = []
         self.no_face: list[str] = []
