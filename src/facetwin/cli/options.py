@@ -47,9 +47,9 @@ def args_extract(e: argparse.ArgumentParser) -> None:
         "--photo-detector",
         default="auto",
         choices=["auto", *DETECTORS.names(), "none"],
-        help="photos also get the faces this second detector finds that --detector missed: "
-        "sunglasses, profiles, bowed heads in group photos (auto: mtcnn behind the default "
-        "dlib-hog, none behind another --detector)",
+        help="photos also get the faces this second detector finds that --detector missed, "
+        "e.g. a face in sunglasses in a group photo (auto: mtcnn behind the default dlib-hog, "
+        "none behind another --detector)",
     )
     from facetwin.extract.landmarkers import DEFAULT_LANDMARKER, LANDMARKERS
 

@@ -44,9 +44,9 @@ class ExtractConfig:
     # 0: no cuts (the masks are the landmarks' hulls, as before)
     hands_every: int = 8
     # photos: the faces this second detector finds that ``detector`` missed ("": none; "auto":
-    # mtcnn behind the default dlib-hog, none behind a detector the user chose). HOG misses
-    # sunglasses, profiles and bowed heads in group photos; a photo is searched once, so the
-    # second pass costs little next to a video's frames
+    # mtcnn behind the default dlib-hog, none behind a detector the user chose). HOG, a frontal
+    # detector, misses faces MTCNN finds (a man in sunglasses in multi_face.jpg); a photo is
+    # searched once, so the second pass costs little next to a video's frames
     photo_detector: str = "auto"
     progress: bool = True
     # the detector's own settings, plugin -> setting -> value (--mtcnn-threshold ...)
