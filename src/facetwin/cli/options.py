@@ -43,14 +43,7 @@ def args_extract(e: argparse.ArgumentParser) -> None:
         choices=DETECTORS.names(),
         help=DETECTORS.describe("dlib-hog"),
     )
-    e.add_argument(
-        "--photo-detector",
-        default="auto",
-        choices=["auto", *DETECTORS.names(), "none"],
-        help="photos also get the faces this second detector finds that --detector missed, "
-        "e.g. a face in sunglasses in a group photo (auto: mtcnn behind the default dlib-hog, "
-        "none behind another --detector)",
-    )
+    _photo_detector(e, "photos")
     from facetwin.extract.landmarkers import DEFAULT_LANDMARKER, LANDMARKERS
 
     e.add_argument(
@@ -94,6 +87,20 @@ def args_extract(e: argparse.ArgumentParser) -> None:
     e.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     plugin_options(e, DETECTORS)
     _ray_options(e, "the extraction: one task per video or per 16 photos")
+
+
+def _photo_detector(p: argparse.ArgumentParser, which: str) -> None:
+    """--photo-detector, for extract and for convert (``which``: the photos it applies to)."""
+    from facetwin.extract.detectors import DETECTORS
+
+    p.add_argument(
+        "--photo-detector",
+        default="auto",
+        choices=["auto", *DETECTORS.names(), "none"],
+        help=f"{which} also get the faces this second detector finds that --detector missed, "
+        "e.g. a face in sunglasses in a group photo (auto: mtcnn behind the default dlib-hog, "
+        "none behind another --detector)",
+    )
 
 
 def args_info(i: argparse.ArgumentParser) -> None:
@@ -173,6 +180,18 @@ def _train_recipe(t: argparse.ArgumentParser) -> None:
         help="preview.png every N iterations (250; 0: none)",
     )
     t.add_argument("--keep", type=int, metavar="N", help="snapshots kept on disk (3)")
+    _train_split(t)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", default=None, choices=DEVICE_CHOICES)
+    t.add_argument(
+        "--gan",
+        metavar="NAME=VALUE,...",
+        help="gan arch loss settings, e.g. 'identity=0,adversarial=0.2' (docs/training.md)",
+    )
+
+
+def _train_split(t: argparse.ArgumentParser) -> None:
+    """Which frames train, and for how long under the random warp."""
     t.add_argument(
         "--holdout",
         type=float,
@@ -183,13 +202,6 @@ def _train_recipe(t: argparse.ArgumentParser) -> None:
         type=float,
         metavar="F",
         help="train the last fraction F of --iterations without the random warp, for detail (0)",
-    )
-    t.add_argument("--seed", type=int)
-    t.add_argument("--device", default=None, choices=DEVICE_CHOICES)
-    t.add_argument(
-        "--gan",
-        metavar="NAME=VALUE,...",
-        help="gan arch loss settings, e.g. 'identity=0,adversarial=0.2' (docs/training.md)",
     )
 
 
@@ -222,13 +234,7 @@ def args_convert(c: argparse.ArgumentParser) -> None:
         help="face detector when no --faceset is given (use the one the model's face sets were "
         "extracted with): " + DETECTORS.describe("dlib-hog"),
     )
-    c.add_argument(
-        "--photo-detector",
-        default="auto",
-        choices=["auto", *DETECTORS.names(), "none"],
-        help="photos without --faceset also get the faces this second detector finds that "
-        "--detector missed, as extract does (auto: mtcnn behind dlib-hog, none behind another)",
-    )
+    _photo_detector(c, "photos without --faceset (as extract does)")
     c.add_argument("--no-smooth", action="store_true", help="turn landmark smoothing off")
     _convert_blending(c)
     c.add_argument("--preview", type=int, metavar="N", help="write frame N only")
