@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -56,6 +58,22 @@ def gaussian_kernel(
     return g / g.sum()
 
 
+@lru_cache(maxsize=32)
+def _blur_weights(n: int, size: int, sigma: float) -> np.ndarray:
+    """Read-only (n, n) float64 weights of :func:`blur_matrix`, built once per shape.
+
+    numpy, not torch: a cached tensor would carry the autocast dtype or inference mode of the
+    call that first built it.
+    """
+    g = gaussian_kernel(size, sigma).double().numpy()
+    src = np.abs(np.arange(n)[:, None] + np.arange(size) - size // 2)  # tap j of output i
+    src = np.where(src > n - 1, 2 * (n - 1) - src, src)  # reflected at both ends
+    m = np.zeros((n, n))
+    np.add.at(m, (np.repeat(np.arange(n), size), src.ravel()), np.tile(g, n))
+    m.flags.writeable = False
+    return m
+
+
 def blur_matrix(
     n: int, size: int, sigma: float, device: torch.device | None = None
 ) -> torch.Tensor:
@@ -64,13 +82,10 @@ def blur_matrix(
     Blurring by two matrix products (``mh @ x @ mw.T``) replaced separable grouped convolutions,
     for which oneDNN has no fast path on a CPU: full-size SSIM at 128 px (forward and backward,
     batch 8) went from 129 to 32 ms, with the same values to 4e-6
-    (``benchmarks/results/quality-probes-2026-12-07.json``).
+    (``benchmarks/results/quality-probes-2026-12-07.json``). The weights are cached: a training
+    step asks for the same few every time, and building one had been ~3 % of an SSIM term.
     """
-    g = gaussian_kernel(size, sigma, device)
-    pad = size // 2
-    eye = torch.eye(n, device=device)[:, None, :]  # row j: the unit signal at j
-    cols = F.conv1d(F.pad(eye, (pad, pad), mode="reflect"), g.view(1, 1, size))[:, 0]
-    return cols.T.contiguous()  # column j: the blur of the unit signal at j
+    return torch.tensor(_blur_weights(n, size, sigma), dtype=torch.float32, device=device)
 
 
 def blur(x: torch.Tensor, sigma: float, size: int | None = None) -> torch.Tensor:
