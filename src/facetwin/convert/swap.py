@@ -365,7 +365,7 @@ class Swapper:
         m_in: np.ndarray,
         face: np.ndarray,
         reconstruction: np.ndarray | None = None,
-        search_hands: Scales = (),
+        hand_scales: Scales = (),  # where to look for hands in front of it; (): nowhere
     ) -> bool:
         """Blend one swapped ``face`` into ``out``; whether a hand was found in front of it."""
         o = face.shape[0]
@@ -380,8 +380,7 @@ class Swapper:
         if reconstruction is not None:
             with self.timer("occlusion"):
                 keep = self.keep_mask(target, reconstruction, lm_crop)
-        box = landmark_box(landmarks)
-        hands = self.hands_near(frame, box, search_hands) if search_hands else []
+        hands = self.hands_near(frame, landmark_box(landmarks), hand_scales) if hand_scales else []
         if hands:
             assert self.occlusion is not None
             held = hand_keep(hands, m_out, o, self.occlusion)

@@ -96,7 +96,7 @@ class ExtractSummary:
 
 def check_config(cfg: ExtractConfig) -> None:
     """UsageError for options no extraction can use (before anything is read or created)."""
-    for name in (cfg.detector, cfg.second_detector() or cfg.detector):
+    for name in filter(None, (cfg.detector, cfg.second_detector())):
         if name not in DETECTORS:
             DETECTORS.get(name)  # raises the UsageError listing the choices
     if cfg.landmarker not in LANDMARKERS:

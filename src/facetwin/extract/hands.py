@@ -37,6 +37,7 @@ import numpy as np
 from facetwin.errors import InputError
 from facetwin.extract.models import model_file
 from facetwin.extract.tflite import run_on_crop
+from facetwin.face.align import transform_points
 
 PALM_SIDE = 192
 HAND_SIDE = 224
@@ -198,7 +199,7 @@ class HandFinder:
         names = ["Identity", "Identity_1"]
         pts, flag = run_on_crop(self.hand_net, image, to_image, HAND_SIDE, names)
         xy = np.asarray(pts, np.float64).reshape(21, 3)[:, :2]
-        return xy @ to_image[:, :2].T + to_image[:, 2], float(np.ravel(flag)[0])
+        return transform_points(xy, to_image), float(np.ravel(flag)[0])
 
     def near(
         self,
@@ -210,15 +211,16 @@ class HandFinder:
         of each of ``scales`` face sizes in turn, up to the first that holds a hand reaching
         into the :data:`NEIGHBOURHOOD` square."""
         hands: list[Hand] = []
-        near = neighbourhood(box) @ [[0, PALM_SIDE], [0, PALM_SIDE], [1, 1]]  # x, y ranges
+        # the NEIGHBOURHOOD square's corners: a wider square also finds hands far from the face
+        # (folded arms), which are not occluders
+        square = np.array([[0, 0], [PALM_SIDE, PALM_SIDE]], np.float64)
+        corner0, corner1 = transform_points(square, neighbourhood(box))
         for scale in scales:
             to_image = neighbourhood(box, scale)
             for palm in self.palms(image, to_image):
                 points, score = self.landmarks(image, hand_crop(palm, to_image))
-                lo, hi = points.min(0), points.max(0)
-                # a wider square also finds hands far from the face (folded arms): not occluders
-                inside = bool(np.all(hi >= near[:, 0]) and np.all(lo <= near[:, 1]))
-                if score >= PRESENCE and inside:
+                reaches = np.all(points.max(0) >= corner0) and np.all(points.min(0) <= corner1)
+                if score >= PRESENCE and reaches:
                     hands.append(Hand(points, score, hand_polygon(points, self.grow)))
             if hands:
                 break
