@@ -14,6 +14,7 @@ STAGES = [
     "bench_extract",
     "bench_occluders",
     "bench_photos",
+    "hands_profile",
     "bench_hands_convert",
     "bench_identity",
     "bench_train",
