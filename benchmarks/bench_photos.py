@@ -11,8 +11,6 @@ run in one process on the same machine, so their time ratio is the second pass's
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import tempfile
 import time
@@ -24,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from facetwin.extract.pipeline import ExtractConfig, extract  # noqa: E402
 from facetwin.faceset import FaceSet  # noqa: E402
-from publish import PUBLISH_HELP, text_table, write_result  # noqa: E402
+from publish import table_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT / "data" / "images"
@@ -67,15 +65,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--publish", action="store_true", help=PUBLISH_HELP)
-    a = p.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    rows = run()
-    write_result("photos", rows, a.publish)
     keys = ["photo_detector", "photos", "people", "faces", "recall", "extra_faces"]
     keys += ["missed_in", "s_per_photo", "time_ratio"]
-    print(text_table(rows, keys, keys))
+    table_main(__doc__, "photos", run, keys)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ extraction, one process, one thread.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import tempfile
 import time
@@ -20,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from facetwin.extract import hands  # noqa: E402
 from facetwin.extract.pipeline import ExtractConfig, extract  # noqa: E402
-from publish import PUBLISH_HELP, text_table, write_result  # noqa: E402
+from publish import table_main  # noqa: E402
 
 WOMAN = Path(__file__).resolve().parents[1] / "data/video/WolfgangLanger_Pexels.mp4"
 
@@ -57,14 +55,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--publish", action="store_true", help=PUBLISH_HELP)
-    a = p.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    rows = run()
-    write_result("hands-profile", rows, a.publish)
-    keys = ["part", "calls", "seconds"]
-    print(text_table(rows, keys, keys))
+    table_main(__doc__, "hands-profile", run, ["part", "calls", "seconds"])
 
 
 if __name__ == "__main__":

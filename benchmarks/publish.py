@@ -5,7 +5,10 @@ checks README's against them)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +38,16 @@ def text_table(rows: list[dict[str, Any]], keys: list[str], headers: list[str]) 
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
     lines += ["  ".join(str(r[k]).ljust(w) for k, w in zip(keys, widths)) for r in rows]
     return "\n".join(lines)
+
+
+def table_main(
+    doc: str, name: str, run: Callable[[], list[dict[str, Any]]], keys: list[str]
+) -> None:
+    """A one-table benchmark's command line: ``[--publish]``, one thread, run, save, print."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--publish", action="store_true", help=PUBLISH_HELP)
+    a = p.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    rows = run()
+    write_result(name, rows, a.publish)
+    print(text_table(rows, keys, keys))
