@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from facetwin.cli.options import photo_detector
+
 
 def cmd_extract(a: argparse.Namespace) -> int:
     from facetwin.extract.pipeline import ExtractConfig, extract
@@ -15,7 +17,7 @@ def cmd_extract(a: argparse.Namespace) -> int:
         detector=a.detector,
         landmarker=a.landmarker,
         hands_every=a.hands_every,
-        photo_detector="" if a.photo_detector == "none" else a.photo_detector,
+        photo_detector=photo_detector(a),
         size=a.size,
         coverage=a.coverage,
         every=a.every,
@@ -127,7 +129,7 @@ def cmd_convert(a: argparse.Namespace) -> int:
         label=not a.no_label,
         faceset=a.faceset,
         detector=a.detector,
-        photo_detector="" if a.photo_detector == "none" else a.photo_detector,
+        photo_detector=photo_detector(a),
         sharpen=a.sharpen,
         erode=a.erode,
         feather=a.feather,

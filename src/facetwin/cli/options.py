@@ -89,6 +89,11 @@ def args_extract(e: argparse.ArgumentParser) -> None:
     _ray_options(e, "the extraction: one task per video or per 16 photos")
 
 
+def photo_detector(a: argparse.Namespace) -> str:
+    """``--photo-detector`` as the extract and convert configs take it ("" for none)."""
+    return "" if a.photo_detector == "none" else str(a.photo_detector)
+
+
 def _photo_detector(p: argparse.ArgumentParser, which: str) -> None:
     """--photo-detector, for extract and for convert (``which``: the photos it applies to)."""
     from facetwin.extract.detectors import DETECTORS
