@@ -15,6 +15,7 @@ STAGES = [
     "bench_occluders",
     "bench_photos",
     "hands_profile",
+    "read_ahead",
     "bench_hands_convert",
     "bench_identity",
     "bench_train",

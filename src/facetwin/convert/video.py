@@ -30,7 +30,7 @@ from facetwin.errors import NoFaceError, OutputError
 from facetwin.faceset import FaceSet
 from facetwin.label import video_metadata
 from facetwin.media.files import atomic_write_bytes
-from facetwin.media.video import decode_frames, probe
+from facetwin.media.video import decode_frames, probe, read_ahead
 from facetwin.media.video_writer import (
     EncodeSettings,
     SegmentWriter,
@@ -177,7 +177,7 @@ def write_segments(
         total=total, desc="convert", unit="frame", disable=not conv.cfg.progress, smoothing=0.1
     ) as bar:
         try:
-            for f in _timed(decode_frames(path), conv.timer, "decode"):
+            for f in _timed(read_ahead(decode_frames(path)), conv.timer, "decode"):
                 frames = f.index + 1
                 if not writer.is_finished(f.index):
                     img = conv.render(f.image, plan.faces(f.index), conv.cfg.label, f.index)

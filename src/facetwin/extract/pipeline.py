@@ -57,7 +57,7 @@ from facetwin.interrupt import GracefulStop
 from facetwin.lock import exclusive
 from facetwin.media.files import make_folder
 from facetwin.media.image import read_image
-from facetwin.media.video import iter_frames, probe
+from facetwin.media.video import iter_frames, probe, read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class Extractor:
         # Ctrl-C is honoured between frames, after a commit of every finished frame; a second
         # Ctrl-C stops at once and only the frames since the last commit are redone on resume
         with GracefulStop() as stop:
-            for idx, frame in iter_frames(path, start):
+            for idx, frame in read_ahead(iter_frames(path, start)):
                 if idx % self.cfg.every == 0:
                     tracks, new_rows = self._video_frame(sid, path.stem, idx, frame, tracks)
                     frames.append((idx, len(new_rows)))
