@@ -29,7 +29,9 @@ from facetwin.convert.blend import BlendParams
 from facetwin.convert.blend.mask import soft_mask
 from facetwin.convert.occlusion import (
     OcclusionConfig,
+    face_keep,
     feature_mask,
+    mouth_mask,
     occluder_blobs,
     occlusion_mask,
 )
@@ -174,6 +176,35 @@ def test_eyes_the_model_draws_open_are_not_occluders(frames):
     assert cut_eyes < 0.01
     # the eye threshold is what keeps them: at the plain threshold the open eyes are cut out
     assert cut_plain > 0.02
+
+
+def test_a_mouth_the_model_draws_differently_is_not_an_occluder(frames, textures):
+    """Frame 40's mouth is closed; a reconstruction with frame 300's smile (teeth; both real)
+    is what a model draws that gets the mouth wrong - or sharper than the frame. The plain
+    threshold cuts it out (the frame's own mouth would show through the swap); the mouth
+    guard drops a blob that lies in the mouth's opening, and keeps occluders that reach beyond
+    it."""
+    (f40, lm40), (f300, lm300) = frames[40], frames[300]
+    crop, region, m = aligned(f40, lm40)
+    lm_crop = transform_points(lm40, m)
+    mouth = mouth_mask(lm_crop, CROP)
+    assert 0.05 < mouth.mean() < 0.16 and mouth[tuple(np.round(lm_crop[62, ::-1]).astype(int))]
+    recon = stand_in_reconstruction(crop)
+    recon[mouth] = stand_in_reconstruction(aligned(f300, lm300)[0])[mouth]
+    plain = occlusion_mask(crop, recon, region, OcclusionConfig())
+    guarded = face_keep(crop, recon, lm_crop, OcclusionConfig())
+    cut_plain = float((plain[region > 0] < 0.5).mean())
+    cut_guarded = float((guarded[region > 0] < 0.5).mean())
+    print(f"\n[occlusion] smile drawn on a closed mouth: cut {cut_plain:.3f} -> {cut_guarded:.3f}")
+    assert cut_plain > 0.03 and cut_guarded < 0.005
+    # every pasted occluder over mouth and chin is still cut, with the guard on
+    clean_recon = stand_in_reconstruction(crop)
+    for name, tex in textures.items():
+        occ = occluder_ellipse(f40.shape, lm40)
+        pasted = warp_face(paste(f40, occ, tex), m, CROP)
+        occ_crop = (warp_face(occ.astype(np.uint8) * 255, m, CROP) > 127) & (region > 0)
+        keep = face_keep(pasted, clean_recon, lm_crop, OcclusionConfig())
+        assert (keep[occ_crop] < 0.5).mean() > 0.9, name
 
 
 def test_an_empty_region_changes_nothing(frames):

@@ -218,6 +218,15 @@ def cpu_bench_claims() -> Iterator[tuple[str, str]]:
         f"frames of the man's clip shrunk to 176 px, and no false alarm in the cartoon frames "
         f"of face_noface.mov ({noface['frames']} frames at 264 px)",
     )
+    ra = {x["case"]: x for x in load("read-ahead-cpu.json")["rows"]}
+    off, on = ra["extract, hand search off"], ra["extract, hand search every 8"]
+    yield (
+        "read ahead",
+        f"extract on the woman's clip {off['fps_off']} -> {off['fps_on']} frames/s with "
+        f"`--hands-every 0` (x{off['ratio_on_off']}) and {on['fps_off']} -> {on['fps_on']} with "
+        f"the hand search on (x{on['ratio_on_off']}); convert "
+        f"x{ra['convert from a face set (lite)']['ratio_on_off']}",
+    )
     idn = load("identity-cpu.json")["rows"]
     fid = next(x for x in idn if x["kind"] == "fidelity")
     speed = {(x["impl"], x["input"], x["batch"], x["threads"]): x["emb_per_s"] for x in idn if x["kind"] == "speed"}  # noqa: E501  # fmt: skip

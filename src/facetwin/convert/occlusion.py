@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facetwin.face.align import LEFT_EYE, RIGHT_EYE
+from facetwin.face.align import LEFT_EYE, MOUTH, RIGHT_EYE
+from facetwin.face.masks import face_mask
 
 #: Lower bounds of the robust scales (Lab delta E; gradient of L per pixel of a 64-px crop):
 #: a model that reconstructs the face almost perfectly would otherwise make noise look large.
@@ -59,6 +60,14 @@ class OcclusionConfig:
         (:func:`feature_mask`), where a model's own misses concentrate: an eye it draws open
         while it is shut. On a 60-iteration ``lite`` model, shut eyes alone cut 22 % of a
         clean face out at the plain threshold.
+    mouth_share: a blob with at least this share of its pixels in the mouth's opening
+        (:func:`mouth_mask`) is the model drawing teeth its own way, not an occluder, and is
+        dropped; a hand or microphone over the mouth reaches beyond it and stays. Why: the
+        threshold is relative to the median disagreement, so the better the model, the more its
+        hardest region stands out. A probe with an adversarial term had its teeth cut in 30 of
+        the man's 72 frames, and his own teeth showed through the swapped woman's face (none
+        with the guard; docs/convert.md). 0.8 instead of 0.9 lost more of the woman's real
+        hand (mouth-guard-2026-12-07.json). 1.0 turns it off.
     hands: also look for hands near each face (``extract/hands.py``: MediaPipe's palm and hand
         landmark networks) and keep their pixels from the frame (:func:`hand_keep`). Needs no
         same-identity decoder, so it works on any model; ~45 ms a face on one core.
@@ -77,6 +86,7 @@ class OcclusionConfig:
     grow: float = 0.04
     feather: float = 0.02
     feature_threshold: float = 2.0
+    mouth_share: float = 0.9
     hands: bool = True
     hands_every: int = 8
 
@@ -150,6 +160,31 @@ def feature_mask(landmarks_crop: np.ndarray, size: int) -> np.ndarray:
     return out > 0
 
 
+def mouth_mask(landmarks_crop: np.ndarray, size: int) -> np.ndarray:
+    """bool (size, size): the mouth's opening - the hull of the 8 inner-lip points grown by a
+    sixth of the mouth's width (what the opening and closing add to a blob of the teeth), from
+    68 landmarks in crop pixels. Not the whole lips: a hand over the mouth that the
+    reconstruction finds there is often no bigger than they are (her hand in the woman's clip:
+    benchmarks/results/mouth-guard-2026-12-07.json)."""
+    pts = np.asarray(landmarks_crop, np.float64)[MOUTH]
+    out = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(out, cv2.convexHull(np.round(pts[12:]).astype(np.int32)), 255)
+    width = float(np.ptp(pts[:, 0]))
+    k = _disk(width / 6)
+    return (cv2.dilate(out, k) if k is not None else out) > 0
+
+
+def _outside_mouth(occluder: np.ndarray, mouth: np.ndarray, share: float) -> np.ndarray:
+    """``occluder`` without its connected blobs that lie at least ``share`` inside ``mouth``."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(occluder, connectivity=8)
+    if n <= 1:
+        return occluder
+    inside = np.bincount(labels[mouth], minlength=n)
+    keep = np.zeros(n, bool)
+    keep[1:] = inside[1:] < share * stats[1:, cv2.CC_STAT_AREA]
+    return np.where(keep[labels], 255, 0).astype(np.uint8)
+
+
 def _fill_small_holes(occluder: np.ndarray, max_area: float) -> np.ndarray:
     """Holes (background components not touching the crop border) up to ``max_area`` pixels
     become occluder: a gap between fingers where the model happens to agree is still hand."""
@@ -180,12 +215,14 @@ def occluder_blobs(
     region: np.ndarray,
     cfg: OcclusionConfig,
     features: np.ndarray | None = None,
+    mouth: np.ndarray | None = None,
 ) -> np.ndarray:
     """uint8 0/255 (size, size): the hard occluder mask inside ``region`` (before feathering).
 
     Thresholded disagreement (``feature_threshold`` times higher on ``features``, the eyes), opened
     (specks and thin links go), closed (parts of one occluder join), small holes filled, and
-    only blobs of at least ``min_area`` of the region kept.
+    only blobs of at least ``min_area`` of the region kept - and, given ``mouth``
+    (:func:`mouth_mask`), not those lying ``mouth_share`` or more inside it.
     """
     size = crop.shape[0]
     inside = region > 0
@@ -206,7 +243,10 @@ def occluder_blobs(
         occ = cv2.morphologyEx(occ, cv2.MORPH_CLOSE, k)
     occ[~inside] = 0
     occ = _fill_small_holes(occ, cfg.hole_area * area)
-    return _large_blobs(occ, cfg.min_area * area)
+    occ = _large_blobs(occ, cfg.min_area * area)
+    if mouth is not None and cfg.mouth_share < 1.0:
+        occ = _outside_mouth(occ, np.asarray(mouth, bool), cfg.mouth_share)
+    return occ
 
 
 def occlusion_mask(
@@ -215,6 +255,7 @@ def occlusion_mask(
     region: np.ndarray,
     cfg: OcclusionConfig,
     features: np.ndarray | None = None,
+    mouth: np.ndarray | None = None,
 ) -> np.ndarray:
     """float32 (size, size) in [0, 1]: 1 = draw the swapped face, 0 = occluder, keep the frame.
 
@@ -222,11 +263,12 @@ def occlusion_mask(
     model's same-identity output for it (same shape). region: the face region in the crop
     (uint8 0/255 or bool); disagreement outside it is ignored and it sets the robust scale and
     the area unit. features (bool, optional; :func:`feature_mask`): the eyes, where a
-    higher threshold applies. The occluder is grown by ``grow`` and feathered by ``feather``
-    so that the swapped face fades out just before the occluder's edge.
+    higher threshold applies. mouth (bool, optional; :func:`mouth_mask`): blobs lying there
+    are the model's misses, not occluders. The occluder is grown by ``grow`` and feathered by
+    ``feather`` so that the swapped face fades out just before the occluder's edge.
     """
     size = crop.shape[0]
-    occ = occluder_blobs(crop, reconstruction, np.asarray(region), cfg, features)
+    occ = occluder_blobs(crop, reconstruction, np.asarray(region), cfg, features, mouth)
     if not occ.any():
         return np.ones(crop.shape[:2], np.float32)
     k = _disk(cfg.grow * size)
@@ -234,6 +276,17 @@ def occlusion_mask(
         occ = cv2.dilate(occ, k)
     keep = 1.0 - occ.astype(np.float32) / 255.0
     return np.clip(_blur(keep, cfg.feather * size), 0.0, 1.0)
+
+
+def face_keep(
+    crop: np.ndarray, reconstruction: np.ndarray, landmarks_crop: np.ndarray, cfg: OcclusionConfig
+) -> np.ndarray:
+    """:func:`occlusion_mask` of one face, its region, eyes and mouth from its 68 landmarks (crop
+    pixels): what convert uses."""
+    size = crop.shape[0]
+    region = face_mask(landmarks_crop, size, "components")
+    eyes, mouth = feature_mask(landmarks_crop, size), mouth_mask(landmarks_crop, size)
+    return occlusion_mask(crop, reconstruction, region, cfg, eyes, mouth)
 
 
 def hand_keep(
@@ -258,7 +311,9 @@ __all__ = [
     "OcclusionConfig",
     "hand_keep",
     "disagreement",
+    "face_keep",
     "feature_mask",
+    "mouth_mask",
     "occluder_blobs",
     "occlusion_mask",
 ]

@@ -31,7 +31,7 @@ import numpy as np
 
 from facetwin.convert.blend import Blender, BlendParams, FacePatch, erode_region, mix, occlude
 from facetwin.convert.color import ColorMatcher
-from facetwin.convert.occlusion import OcclusionConfig, feature_mask, hand_keep, occlusion_mask
+from facetwin.convert.occlusion import OcclusionConfig, face_keep, hand_keep
 from facetwin.errors import ModelMismatchError
 from facetwin.extract.hands import PHOTO_SCALES, VIDEO_SCALES, HandFinder, Scales
 from facetwin.face.align import (
@@ -352,10 +352,7 @@ class Swapper:
     ) -> np.ndarray:
         """float32 keep mask (output crop) for one face: 0 where an occluder covers it."""
         assert self.occlusion is not None
-        size = target.shape[0]
-        region = face_mask(landmarks_crop, size, "components")
-        features = feature_mask(landmarks_crop, size)
-        return occlusion_mask(target, reconstruction, region, self.occlusion, features)
+        return face_keep(target, reconstruction, landmarks_crop, self.occlusion)
 
     def _paste(
         self,

@@ -80,9 +80,10 @@ def iter_frames(path: str | Path, start: int = 0) -> Iterator[tuple[int, np.ndar
 def read_ahead(items: Iterable[T], depth: int = 4) -> Iterator[T]:
     """``items`` in order, produced by a thread up to ``depth`` ahead of the consumer.
 
-    Why: turning a decoded frame into RGB (swscale) costs ~2-4 ms of a 640x360 frame on these
-    CPUs, a fifth of extract's time a frame, and PyAV runs it without the GIL; in a thread it
-    overlaps with the detector and landmarks on the other core instead of adding to them. The
+    Why: decoding, and above all turning the frame into RGB (swscale), is a sizeable part of
+    extract's time a frame, and PyAV runs it without the GIL; in a thread it overlaps with the
+    detector and landmarks on the other core instead of adding to them (1.21x extract's frames/s
+    on the woman's clip, benchmarks/results/read-ahead-cpu.json). The
     frames are the same, in the same order; an exception of ``items`` (a corrupt stream) is
     raised here after the items before it. Leaving the loop early (break, Ctrl-C) stops the
     thread and closes ``items`` within one item's production.
