@@ -4,10 +4,11 @@ Every frame of data/video/WolfgangLanger_Pexels.mp4 (a hand covers part of her f
 third of them) is swapped three ways with a trained model and the face set's landmarks: hands
 not searched (the reconstruction-based occlusion only), searched on convert's schedule
 (``Swapper.hands_due``: every 8th frame and every frame while a hand was seen within the last
-8), and searched on every frame. Where the finder run on the frame itself sees a hand inside the
-face's landmark hull, the mean |output - frame| over those hand pixels says how much of the hand
-was painted over (0 = the hand kept exactly). That reference is the finder's own answer, so
-"every frame" is ~0 by construction: the figure says what the schedule loses against searching
+8; and any frame where the reconstruction sees an occluder), and searched on every frame.
+Where the finder run on the frame itself sees a hand inside the face's landmark hull, the mean
+|output - frame| over those hand pixels says how much of the hand was painted over (0 = the
+hand kept exactly). That reference is the finder's own answer, so "every frame" is ~0 by
+construction: the figure says what the schedule loses against searching
 every frame, and what no search loses - not how well the finder outlines a hand
 (bench_occluders.py measures that against pasted hands of known mask). Milliseconds per frame
 are the swap's own (model, occlusion, hands, blend), all three measured in the same run, frame

@@ -289,3 +289,46 @@ def test_segments_render_as_a_whole_run(hand_clip, draws_one) -> None:  # type: 
         a = whole.swap_frame(frame, [lm], i % 16)
         b = fresh.swap_frame(frame, [lm], i % 16)
         assert np.array_equal(a, b), f"frame {i}"
+
+
+class Redraws(torch.nn.Module):
+    """Side a: a same-identity reconstruction as a trained model draws it - the face it is given,
+    a little blurred, but where a hand covers it the face it knows (``known``, a hand-free
+    frame: no model has learnt the hand). Side b draws another real face."""
+
+    def __init__(self, other: np.ndarray) -> None:
+        super().__init__()
+        self.own = other
+        self.other = other
+
+    def forward(self, x: torch.Tensor, side: str) -> torch.Tensor:
+        face = cv2.GaussianBlur(self.own, (0, 0), 1.0) if side == "a" else self.other
+        return (torch.from_numpy(face).permute(2, 0, 1)[None].float() / 255).expand(
+            len(x), -1, -1, -1
+        )
+
+
+def test_a_hand_the_reconstruction_sees_is_looked_for_at_once(hand_clip) -> None:  # type: ignore[no-untyped-def]
+    """With the same-identity reconstruction, a hand coming in between two scheduled searches
+    is looked for on the frame it comes, not up to 7 frames later; a face it redraws well
+    starts no search."""
+    crop = {i: warp_face(f, alignment_matrix(lm, CROP, 1.0), CROP) for i, f, lm in hand_clip}
+    net = Redraws(crop[300])
+    meta = {"arch": "test", "input_size": CROP, "coverage": 1.0, "model_id": "redraws"}
+    sw = Swapper(
+        SwapModel(net.eval(), meta), "b", COLOR_MATCHERS.get("rct"), BLENDERS.get("mask"),
+        BlendParams(), source_side="a", occlusion=OcclusionConfig(), hand_finder=CountingFinder(),
+    )  # fmt: skip
+    searched = []
+    for i, frame, lm in hand_clip[:-1]:
+        if i > 72:
+            break
+        net.own = crop[i] if i < 59 else crop[58]  # the finder sees her hand from frame 59
+        before = sw.hand_finder.calls  # type: ignore[union-attr]
+        sw.swap_frame(frame, [lm], i)
+        if sw.hand_finder.calls > before:  # type: ignore[union-attr]
+            searched.append(i)
+    print(f"\n[hands] searched at {searched}")
+    # the schedule (56) while the face is redrawn well; then from the hand's first frame on,
+    # not from the next scheduled one (64)
+    assert searched == [56, *range(59, 73)]

@@ -319,23 +319,21 @@ class Swapper:
             with self.timer("occlusion"):
                 own = list(self.model(crops, str(self.source_side)))
         out = frame.copy()
-        search = (PHOTO_SCALES if index is None else VIDEO_SCALES) if self.hands_due(index) else ()
+        scales = (PHOTO_SCALES if index is None else VIDEO_SCALES) if self.finds_hands else ()
+        due = self.hands_due(index)
         for lm, m, face, rec in zip(faces, m_in, swapped, own):
-            if self._paste(out, frame, lm, m, face, rec, search) and index is not None:
+            if self._paste(out, frame, lm, m, face, rec, scales, due) and index is not None:
                 self.hand_seen = index
         return out
 
     def hands_due(self, index: int | None) -> bool:
         """Whether to look for hands in this frame: in every photo; in a video on every
-        ``hands_every``-th frame, and on every frame while a hand was found within the last
-        ``hands_every`` (a hand is followed while it stays; one that comes in is found within
-        ``hands_every`` frames).
-
-        The finder costs ~45 ms a face, more than the rest of a frame, and most frames have no
-        hand. ``index`` counts from 0 at each segment of the output (``Converter.render``), and
-        the memory of the last hand starts afresh there, so a video converted in segments -
-        resumed, or on Ray - equals one converted whole.
-        """
+        ``hands_every``-th frame and on every frame while a hand was found within the last
+        ``hands_every`` (the finder costs more than the rest of a frame; most have no hand;
+        :meth:`_paste` also looks where the reconstruction sees an occluder). ``index`` counts
+        from 0 at each segment of the output (``Converter.render``), and the memory of the last
+        hand starts afresh there, so a video converted in segments - resumed, or on Ray - equals
+        one converted whole."""
         if not self.finds_hands:
             return False
         if index is None:
@@ -363,8 +361,13 @@ class Swapper:
         face: np.ndarray,
         reconstruction: np.ndarray | None = None,
         hand_scales: Scales = (),  # where to look for hands in front of it; (): nowhere
+        hands_due: bool = True,
     ) -> bool:
-        """Blend one swapped ``face`` into ``out``; whether a hand was found in front of it."""
+        """Blend one swapped ``face`` into ``out``; whether a hand was found in front of it.
+
+        Hands are looked for when due (:meth:`hands_due`) and also when the reconstruction
+        finds an occluder on this face: a hand coming in is then kept from its first frame
+        instead of being painted over until the next scheduled search."""
         o = face.shape[0]
         m_out = compose(
             recrop_matrix(self.model.input_size, self.model.coverage, o, self.model.coverage), m_in
@@ -377,7 +380,9 @@ class Swapper:
         if reconstruction is not None:
             with self.timer("occlusion"):
                 keep = self.keep_mask(target, reconstruction, lm_crop)
-        hands = self.hands_near(frame, landmark_box(landmarks), hand_scales) if hand_scales else []
+        seen = keep is not None and bool((keep < 0.5).any())
+        look = bool(hand_scales) and (hands_due or seen)
+        hands = self.hands_near(frame, landmark_box(landmarks), hand_scales) if look else []
         if hands:
             assert self.occlusion is not None
             held = hand_keep(hands, m_out, o, self.occlusion)
