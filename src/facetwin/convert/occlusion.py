@@ -64,10 +64,11 @@ class OcclusionConfig:
         (:func:`mouth_mask`) is the model drawing teeth its own way, not an occluder, and is
         dropped; a hand or microphone over the mouth reaches beyond it and stays. Why: the
         threshold is relative to the median disagreement, so the better the model, the more its
-        hardest region stands out. A probe with an adversarial term had its teeth cut in 30 of
-        the man's 72 frames, and his own teeth showed through the swapped woman's face (none
-        with the guard; docs/convert.md). 0.8 instead of 0.9 lost more of the woman's real
-        hand (mouth-guard-2026-12-07.json). 1.0 turns it off.
+        hardest region stands out: the demo's model had the woman's smile cut in 184 of her 472
+        frames and a probe with an adversarial term the man's teeth in 30 of his 72, so the
+        source's own mouth showed through the swap (none with the guard; docs/convert.md). 0.8
+        instead of 0.9 lost more of the woman's real hand (mouth-guard-2026-12-07.json). 1.0
+        turns it off.
     hands: also look for hands near each face (``extract/hands.py``: MediaPipe's palm and hand
         landmark networks) and keep their pixels from the frame (:func:`hand_keep`). Needs no
         same-identity decoder, so it works on any model; ~45 ms a face on one core.
