@@ -164,9 +164,10 @@ def feature_mask(landmarks_crop: np.ndarray, size: int) -> np.ndarray:
 def mouth_mask(landmarks_crop: np.ndarray, size: int) -> np.ndarray:
     """bool (size, size): the mouth's opening - the hull of the 8 inner-lip points grown by a
     sixth of the mouth's width (what the opening and closing add to a blob of the teeth), from
-    68 landmarks in crop pixels. Not the whole lips: a hand over the mouth that the
-    reconstruction finds there is often no bigger than they are (her hand in the woman's clip:
-    benchmarks/results/mouth-guard-2026-12-07.json)."""
+    68 landmarks in crop pixels. Not the whole lips: the blob of a hand or object over the
+    mouth is often no bigger than they are, and with the whole lips her real hand and the pasted
+    occluders of tests/test_convert_occlusion.py were dropped too
+    (benchmarks/results/mouth-guard-2026-12-07.json)."""
     pts = np.asarray(landmarks_crop, np.float64)[MOUTH]
     out = np.zeros((size, size), np.uint8)
     cv2.fillConvexPoly(out, cv2.convexHull(np.round(pts[12:]).astype(np.int32)), 255)
