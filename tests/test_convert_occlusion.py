@@ -110,6 +110,16 @@ def aligned(frame: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return warp_face(frame, m, CROP), region, m
 
 
+def pasted_crop(
+    frame: np.ndarray, lm: np.ndarray, m: np.ndarray, region: np.ndarray, texture: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(aligned crop of ``frame`` with ``texture`` pasted over mouth and chin, bool: where the
+    pasted pixels fall inside the face region of the crop)."""
+    occ = occluder_ellipse(frame.shape, lm)
+    crop = warp_face(paste(frame, occ, texture), m, CROP)
+    return crop, (warp_face(occ.astype(np.uint8) * 255, m, CROP) > 127) & (region > 0)
+
+
 # -- the pure functions ------------------------------------------------------------------------
 
 
@@ -128,9 +138,7 @@ def test_mask_cuts_out_a_pasted_occluder(frames, textures):
     clean, region, m = aligned(frame, lm)
     recon = stand_in_reconstruction(clean)
     for name, tex in textures.items():
-        occ = occluder_ellipse(frame.shape, lm)
-        crop = warp_face(paste(frame, occ, tex), m, CROP)
-        occ_crop = (warp_face(occ.astype(np.uint8) * 255, m, CROP) > 127) & (region > 0)
+        crop, occ_crop = pasted_crop(frame, lm, m, region, tex)
         keep = occlusion_mask(crop, recon, region, OcclusionConfig())
         assert keep.min() >= 0.0 and keep.max() <= 1.0
         assert (keep[occ_crop] < 0.5).mean() > 0.9, name
@@ -200,9 +208,7 @@ def test_a_mouth_the_model_draws_differently_is_not_an_occluder(frames, textures
     # every pasted occluder over mouth and chin is still cut, with the guard on
     clean_recon = stand_in_reconstruction(crop)
     for name, tex in textures.items():
-        occ = occluder_ellipse(f40.shape, lm40)
-        pasted = warp_face(paste(f40, occ, tex), m, CROP)
-        occ_crop = (warp_face(occ.astype(np.uint8) * 255, m, CROP) > 127) & (region > 0)
+        pasted, occ_crop = pasted_crop(f40, lm40, m, region, tex)
         keep = face_keep(pasted, clean_recon, lm_crop, OcclusionConfig())
         assert (keep[occ_crop] < 0.5).mean() > 0.9, name
 
@@ -222,9 +228,7 @@ def test_the_scale_adapts_to_how_well_the_model_reconstructs(frames, textures):
     clean, region, m = aligned(frame, lm)
     poor = cv2.GaussianBlur(clean, (0, 0), 3.0)
     poor = np.clip(poor.astype(np.int16) + (18, -8, 10), 0, 255).astype(np.uint8)
-    occ = occluder_ellipse(frame.shape, lm)
-    crop = warp_face(paste(frame, occ, textures["curtain"]), m, CROP)
-    occ_crop = (warp_face(occ.astype(np.uint8) * 255, m, CROP) > 127) & (region > 0)
+    crop, occ_crop = pasted_crop(frame, lm, m, region, textures["curtain"])
     keep = occlusion_mask(crop, poor, region, OcclusionConfig())
     assert (keep[occ_crop] < 0.5).mean() > 0.8
     keep_clean = occlusion_mask(clean, poor, region, OcclusionConfig())

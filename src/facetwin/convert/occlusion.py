@@ -176,17 +176,6 @@ def mouth_mask(landmarks_crop: np.ndarray, size: int) -> np.ndarray:
     return (cv2.dilate(out, k) if k is not None else out) > 0
 
 
-def _outside_mouth(occluder: np.ndarray, mouth: np.ndarray, share: float) -> np.ndarray:
-    """``occluder`` without its connected blobs that lie at least ``share`` inside ``mouth``."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(occluder, connectivity=8)
-    if n <= 1:
-        return occluder
-    inside = np.bincount(labels[mouth], minlength=n)
-    keep = np.zeros(n, bool)
-    keep[1:] = inside[1:] < share * stats[1:, cv2.CC_STAT_AREA]
-    return np.where(keep[labels], 255, 0).astype(np.uint8)
-
-
 def _fill_small_holes(occluder: np.ndarray, max_area: float) -> np.ndarray:
     """Holes (background components not touching the crop border) up to ``max_area`` pixels
     become occluder: a gap between fingers where the model happens to agree is still hand."""
@@ -203,11 +192,17 @@ def _fill_small_holes(occluder: np.ndarray, max_area: float) -> np.ndarray:
     return out
 
 
-def _large_blobs(occluder: np.ndarray, min_area: float) -> np.ndarray:
-    """Only the connected components of at least ``min_area`` pixels."""
+def _large_blobs(
+    occluder: np.ndarray, min_area: float, mouth: np.ndarray | None = None, share: float = 1.0
+) -> np.ndarray:
+    """Only the connected components of at least ``min_area`` pixels - and, given ``mouth``,
+    lying less than ``share`` inside it (one labelling for both tests)."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(occluder, connectivity=8)
-    keep = np.zeros(n, bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+    area = stats[:, cv2.CC_STAT_AREA]
+    keep = area >= min_area
+    if mouth is not None and share < 1.0:
+        keep &= np.bincount(labels[mouth], minlength=n) < share * area
+    keep[0] = False
     return np.where(keep[labels], 255, 0).astype(np.uint8)
 
 
@@ -245,10 +240,8 @@ def occluder_blobs(
         occ = cv2.morphologyEx(occ, cv2.MORPH_CLOSE, k)
     occ[~inside] = 0
     occ = _fill_small_holes(occ, cfg.hole_area * area)
-    occ = _large_blobs(occ, cfg.min_area * area)
-    if mouth is not None and cfg.mouth_share < 1.0:
-        occ = _outside_mouth(occ, np.asarray(mouth, bool), cfg.mouth_share)
-    return occ
+    mouth = None if mouth is None else np.asarray(mouth, bool)
+    return _large_blobs(occ, cfg.min_area * area, mouth, cfg.mouth_share)
 
 
 def occlusion_mask(
