@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from extract_video_pose import print_video_pose, video_pose_rows
+from facetwin.extract.landmarkers import DEFAULT_LANDMARKER
 from facetwin.media.video import resize_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,7 +205,7 @@ def _one(
     detector: str,
     every: int,
     face_frames: range | None = None,
-    landmarker: str = "dlib",
+    landmarker: str = DEFAULT_LANDMARKER,
     hands_every: int = 8,
 ) -> dict:
     extra = [] if face_frames is None else [json.dumps([face_frames.start, face_frames.stop])]
@@ -231,6 +232,7 @@ def run(quick: bool = False) -> list[dict]:
                 {
                     "bench": "extract",
                     "detector": detector,
+                    "landmarker": DEFAULT_LANDMARKER,
                     "clip": name,
                     "every": every,
                     **{k: round(v, 3) for k, v in r.items()},
@@ -245,6 +247,7 @@ def run(quick: bool = False) -> list[dict]:
                     {
                         "bench": "extract",
                         "detector": detector,
+                        "landmarker": DEFAULT_LANDMARKER,
                         "clip": name,
                         "every": 1,
                         **{k: round(v, 3) for k, v in r.items()},
@@ -307,6 +310,7 @@ def hands_fps_rows(reps: int = 3) -> list[dict]:
         {
             "bench": "extract-hands",
             "detector": "dlib-hog",
+            "landmarker": DEFAULT_LANDMARKER,
             "clip": "woman",
             "hands_every": hands,
             **{k: round(v, 3) for k, v in median_run(done).items()},

@@ -5,7 +5,8 @@ face (bench_extract.py's "video-pose" rows, docs/landmarks.md).
 Its constants (landmarkers/_pose_track.py: MESH_EVERY, MAX_TURN, GAIN) were chosen on the
 first half of the woman's clip (frames 0-235); her second half and the man's clip are held out,
 so the rows report each part apart. Every frame is detected in full (dlib-hog) and each face
-given to the three landmarkers in frame order, as extract gives them; each call's CPU time is
+given to the three landmarkers in frame order, as extract gives them (the fast one told the
+face's track and frame, as extract tells it); each call's CPU time is
 summed (``ms_per_face``: over the faces after the first frame; ``dlib`` includes the rigid
 pose extract computes for it).
 """
@@ -23,7 +24,7 @@ CHILD = r"""
 import json, sys, time
 import numpy as np
 from facetwin.extract.detectors import create_detector
-from facetwin.extract.landmarkers import create_landmarker
+from facetwin.extract.landmarkers import FaceAt, create_landmarker
 from facetwin.face.pose import head_pose
 from facetwin.media.video import iter_frames
 clip, split = sys.argv[1], int(sys.argv[2])
@@ -39,8 +40,10 @@ for i, f in iter_frames(clip):
     if i == 1:  # the first frame's calls load and allocate: not timed
         seconds = dict.fromkeys(seconds, 0.0)
         timed = len(frames)
-    for d in det.detect(f):
-        calls = [("dlib", plain), ("dlib-mesh-pose", full.fit), ("dlib-mesh-pose-fast", fast.fit)]
+    for k, d in enumerate(det.detect(f)):
+        # as extract calls it: the face's track (one face a frame on these clips) and frame
+        tracked = lambda f, box, at=FaceAt(0, k, i): fast.fit(f, box, at)
+        calls = [("dlib", plain), ("dlib-mesh-pose", full.fit), ("dlib-mesh-pose-fast", tracked)]
         # CPU time (another job's load does not count) and the first to touch the frame after
         # the detector taking turns
         for name, call in calls[i % 3:] + calls[:i % 3]:

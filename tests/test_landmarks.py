@@ -135,16 +135,17 @@ def test_landmarks_agree_with_mtcnn_keypoints_and_a_misplaced_box_is_refit() -> 
 
 
 def test_landmarker_choice_in_help_config_and_errors(capsys) -> None:  # type: ignore[no-untyped-def]
-    assert DEFAULT_LANDMARKER == "dlib" and "dlib" in LANDMARKERS
+    assert DEFAULT_LANDMARKER == "dlib-mesh-pose-fast" and "dlib" in LANDMARKERS
     argv = ["extract", "x.jpg", "-o", "fs"]
-    assert build_parser(argv).parse_args(argv).landmarker == "dlib"
+    assert build_parser(argv).parse_args(argv).landmarker == DEFAULT_LANDMARKER
     with pytest.raises(SystemExit):
         build_parser(["extract", "--help"]).parse_args(["extract", "--help"])
     text = capsys.readouterr().out
     assert "--landmarker" in text and "dlib-mesh-pose" in text
-    # the default records nothing, so face sets made before the option resume
+    # dlib, the landmarker before the option, records nothing, so face sets made before it resume
     refs = np.zeros((0, 128))
-    assert "landmarker" not in ExtractConfig().settings(refs)
+    assert "landmarker" not in ExtractConfig(landmarker="dlib").settings(refs)
+    assert ExtractConfig().settings(refs)["landmarker"] == DEFAULT_LANDMARKER
     assert ExtractConfig(landmarker="mesh").settings(refs)["landmarker"] == "mesh"
     with pytest.raises(UsageError, match="unknown landmarker"):
         check_config(ExtractConfig(landmarker="nope"))
@@ -163,3 +164,27 @@ def test_a_real_extract_with_the_mesh_pose(tmp_path: Path) -> None:
     with FaceSet.open(out) as fs:
         (face,) = fs.faces()
     assert abs(abs(face.yaw) - 45.0) <= 5.0, face.yaw
+
+
+@needs_mesh
+def test_a_face_set_made_with_the_old_default_resumes_with_it(tmp_path: Path) -> None:
+    """A face set extracted with ``dlib`` (the default before, recording no landmarker) grows
+    with ``dlib``'s rigid pose under today's default rather than being refused or mixed; a new
+    one records the mesh-pose default and gets the mesh's yaw on the 45-degree still."""
+    from facetwin.extract.pipeline import extract
+    from facetwin.faceset import FaceSet
+
+    still = DATA / "images" / "45-m7-di-ph.jpg"
+    old, new = tmp_path / "old", tmp_path / "new"
+    extract(
+        [DATA / "images" / "single_face.jpg"], old, ExtractConfig(landmarker="dlib", progress=False)
+    )
+    extract([still], old, ExtractConfig(progress=False))
+    extract([still], new, ExtractConfig(progress=False))
+    with FaceSet.open(old) as a, FaceSet.open(new) as b:
+        assert "landmarker" not in a.settings()
+        assert b.settings()["landmarker"] == DEFAULT_LANDMARKER
+        (yaw_old,) = [f.yaw for f in a.faces() if f.source.endswith("45-m7-di-ph.jpg")]
+        (yaw_new,) = [f.yaw for f in b.faces()]
+    assert abs(abs(yaw_new) - 45.0) <= 5.0, yaw_new  # the mesh's
+    assert abs(abs(yaw_old) - 45.0) > 5.0, yaw_old  # dlib's rigid pose (7.3 degrees off)

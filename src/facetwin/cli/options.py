@@ -58,7 +58,7 @@ def args_extract(e: argparse.ArgumentParser) -> None:
         default=8,
         metavar="N",
         help="cut hands in front of a face out of its masks: a video face is searched every N-th "
-        "frame and on every frame while a hand stays (8; 0 = no hand search, ~1.6x faster on a "
+        "frame and on every frame while a hand stays (8; 0 = no hand search, ~1.8x faster on a "
         "clip with hands)",
     )
     e.add_argument("--size", type=int, default=256, help="aligned face size in pixels (256)")

@@ -41,10 +41,6 @@ log = logging.getLogger(__name__)
 #: of these resumes the same job.
 RUN_ONLY = ("progress", "device", "threads", "ray", "ray_workers")
 
-#: Settings that change how a conversion runs but not what it makes: a run with other values
-#: of these resumes the same job.
-RUN_ONLY = ("progress", "device", "threads", "ray", "ray_workers")
-
 
 def make_swapper(model: SwapModel, cfg: ConvertConfig, timer: Timer) -> Swapper:
     """The per-frame swap the settings ask for: the target side's decoder, the colour and blend

@@ -27,6 +27,7 @@ from facetwin.convert.faces import FacePlan
 from facetwin.convert.outputs import job_digest
 from facetwin.convert.swap import Timer
 from facetwin.errors import NoFaceError, OutputError
+from facetwin.extract.landmarkers import PLAIN_LANDMARKER
 from facetwin.faceset import FaceSet
 from facetwin.label import video_metadata
 from facetwin.media.files import atomic_write_bytes
@@ -118,6 +119,8 @@ def detect_video(conv: Converter, path: Path, parts: Path) -> FacePlan:
                 work,
                 ExtractConfig(
                     detector=cfg.detector,
+                    # convert uses no head pose: the plain predictor, without the mesh's cost
+                    landmarker=PLAIN_LANDMARKER,
                     plugin_settings={cfg.detector: cfg.settings_of(cfg.detector)},
                     size=WORK_FACESET_SIZE,
                     device=cfg.device,

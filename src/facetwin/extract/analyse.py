@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from facetwin.extract.detectors import Detection
-from facetwin.extract.landmarkers import Landmarker, LandmarkFit
+from facetwin.extract.landmarkers import FaceAt, Landmarker, LandmarkFit
 from facetwin.extract.landmarks import (
     MAX_KEYPOINT_DISTANCE,
     box_towards,
@@ -53,7 +53,10 @@ class FaceData:
 
 
 def fit_landmarks(
-    image: np.ndarray, det: Detection, landmarker: Landmarker | None = None
+    image: np.ndarray,
+    det: Detection,
+    landmarker: Landmarker | None = None,
+    at: FaceAt | None = None,
 ) -> tuple[LandmarkFit, bool]:
     """The face's landmarks, checked against the detector's own keypoints where it gives them.
 
@@ -61,11 +64,14 @@ def fit_landmarks(
     eyes on the cheek without a sign (issue 16). Where the 68 points' eyes, nose and mouth lie
     more than ``MAX_KEYPOINT_DISTANCE`` from the detector's five keypoints, the box is moved
     onto the keypoints and the points fitted again; the face is ``suspect`` (True) if they still
-    disagree. ``landmarker`` None: dlib's predictor.
+    disagree. ``landmarker`` None: dlib's predictor; ``at``: where a video face is (for landmarkers
+    that follow faces over frames).
     """
 
     def fit(box: tuple[float, float, float, float]) -> LandmarkFit:
-        return landmarker.fit(image, box) if landmarker else LandmarkFit(landmarks_68(image, box))
+        if landmarker is None:
+            return LandmarkFit(landmarks_68(image, box))
+        return landmarker.fit(image, box, at)
 
     found = fit(det.box)
     if det.points5 is None or keypoint_distance(found.points, det.points5) <= MAX_KEYPOINT_DISTANCE:
@@ -84,6 +90,7 @@ def analyse_face(
     coverage: float,
     landmarker: Landmarker | None = None,
     hands: list[np.ndarray] | None = None,
+    at: FaceAt | None = None,
 ) -> FaceData:
     """Landmarks, alignment, masks, blur and pose of one detected face (``landmarker`` None:
     dlib's predictor; the pose is the landmarker's own where it measures one).
@@ -91,7 +98,7 @@ def analyse_face(
     ``hands``: polygons (image pixels) of the hands found near the face - with a list, even an
     empty one, what they cover and what lies past the frame's edge are cut out of the masks
     (:func:`cut_masks`); None cuts nothing (a face set made without the cuts)."""
-    found, suspect = fit_landmarks(image, det, landmarker)
+    found, suspect = fit_landmarks(image, det, landmarker, at)
     lm = found.points
     m = alignment_matrix(lm, size, coverage)
     aligned = warp_face(image, m, size)

@@ -16,7 +16,7 @@ from facetwin.errors import UsageError
 from facetwin.extract.detect import second_detector_name
 from facetwin.extract.detectors import DETECTORS
 from facetwin.extract.identity import SAME_PERSON
-from facetwin.extract.landmarkers import DEFAULT_LANDMARKER, LANDMARKERS
+from facetwin.extract.landmarkers import DEFAULT_LANDMARKER, LANDMARKERS, PLAIN_LANDMARKER
 from facetwin.face.tracking import SmoothConfig
 from facetwin.registry import recorded_settings
 
@@ -74,7 +74,7 @@ class ExtractConfig:
         for key in ("hands_every", "photo_detector"):
             if not d.get(key):  # off: as face sets made before the option, which resume
                 d.pop(key)
-        if d.get("landmarker") == DEFAULT_LANDMARKER:  # face sets made before the choice resume
+        if d.get("landmarker") == PLAIN_LANDMARKER:  # face sets made before the choice resume
             d.pop("landmarker")
         d["refs_sha1"] = hashlib.sha1(np.round(ref_embeddings, 4).tobytes()).hexdigest()[:12]
         return json.loads(json.dumps(d))

@@ -28,6 +28,7 @@ import numpy as np
 
 from facetwin.extract.config import ExtractConfig
 from facetwin.extract.hands import PHOTO_SCALES, VIDEO_SCALES, HandFinder, Scales
+from facetwin.extract.landmarkers import PLAIN_LANDMARKER
 from facetwin.face.boxes import Box
 from facetwin.face.masks import OCCLUDER_CUT
 from facetwin.faceset import DB_NAME, FaceSet
@@ -98,8 +99,13 @@ class HandCuts:
                 self.seen[(source, rec.track)] = step
 
 
-#: Options a face set made before them records nothing of, with the value that means "off".
-NEWER_OPTIONS: dict[str, Any] = {"hands_every": 0, "photo_detector": ""}
+#: Options a face set made before them records nothing of, with the value that means "off"
+#: (for the landmarker: the one extract used before the choice).
+NEWER_OPTIONS: dict[str, Any] = {
+    "hands_every": 0,
+    "photo_detector": "",
+    "landmarker": PLAIN_LANDMARKER,
+}
 
 
 def settings_for(cfg: ExtractConfig, out: Path) -> ExtractConfig:

@@ -35,7 +35,7 @@ from facetwin.extract.detect import SecondDetector, detect_full
 from facetwin.extract.detectors import Detection, Detector, create_detector
 from facetwin.extract.identity import Embedder, matches
 from facetwin.extract.inputs import Source, expand_inputs, reference_embeddings
-from facetwin.extract.landmarkers import create_landmarker
+from facetwin.extract.landmarkers import FaceAt, create_landmarker
 from facetwin.extract.occluders import HandCuts, settings_for
 from facetwin.extract.output import (
     CONTACT_SHEET,
@@ -49,6 +49,7 @@ from facetwin.extract.tracks import (
     match_detections,
     next_track_id,
     restore_tracks,
+    resume_landmarker,
     smooth_and_bridge,
     track_state,
 )
@@ -168,6 +169,7 @@ class Extractor:
         # the tracks alive at the last committed frame: the tracker resumes from exactly there
         tracks = restore_tracks(self.fs.tracks(sid), start, self.cfg.every) if start else []
         self.cuts.restore(self.fs, sid, tracks)
+        resume_landmarker(self.landmarker, self.fs, sid, tracks, self.cfg.every)
         bar.update(start)
         frames: list[tuple[int, int]] = []
         rows: list[FaceRow] = []
@@ -234,11 +236,13 @@ class Extractor:
             t = known or Track(next_id, d.box, idx)
             if known is None:
                 next_id += 1
-            hands = self.cuts.frame(frame, d.box, sid, t.id, idx // cfg.every)
-            fd = analyse_face(frame, d, cfg.size, cfg.coverage, self.landmarker, hands)
+            step = idx // cfg.every
+            hands = self.cuts.frame(frame, d.box, sid, t.id, step)
+            at = FaceAt(sid, t.id, step)
+            fd = analyse_face(frame, d, cfg.size, cfg.coverage, self.landmarker, hands, at)
             if fd.suspect:  # landmarks that contradict the detection are not stored
                 continue
-            self.cuts.note(sid, t.id, idx // cfg.every, fd.masks)
+            self.cuts.note(sid, t.id, step, fd.masks)
             t.box, t.last_frame = d.box, idx
             if t.emb is None or idx - (t.emb_frame or 0) >= cfg.embed_every * cfg.every:
                 t.emb_frame = idx

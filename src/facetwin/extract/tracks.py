@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,10 +20,11 @@ from facetwin.extract.analyse import emb_bytes
 from facetwin.extract.config import ExtractConfig
 from facetwin.extract.detect import detect_near
 from facetwin.extract.detectors import Detection, Detector
+from facetwin.extract.landmarkers import StoredFace
 from facetwin.face.align import alignment_matrix
 from facetwin.face.boxes import iou, landmark_box
 from facetwin.face.tracking import smooth_track
-from facetwin.faceset import FaceRecord, FaceRow
+from facetwin.faceset import FaceRecord, FaceRow, FaceSet
 
 #: A whole-frame detection continues the free track it overlaps most, above this IoU.
 MATCH_IOU = 0.3
@@ -111,6 +113,24 @@ def restore_tracks(rows: list[tuple], start: int, every: int) -> list[Track]:  #
                 )
             )
     return out
+
+
+def resume_landmarker(
+    landmarker: Any, fs: FaceSet, source: int, tracks: list[Track], every: int
+) -> None:
+    """Give a landmarker that follows faces over frames (one with ``resume``, e.g.
+    ``dlib-mesh-pose-fast``) each live track's stored faces, so that it goes on from the resume
+    point as an uninterrupted run would (landmarkers/base.py)."""
+    resume = getattr(landmarker, "resume", None)
+    if resume is None or not tracks:
+        return
+    live: dict[int, list[StoredFace]] = {t.id: [] for t in tracks}
+    for rec in sorted(fs.faces(source_id=source), key=lambda r: r.frame):
+        if rec.track in live:
+            pose = tuple(np.nan if v is None else v for v in (rec.yaw, rec.pitch, rec.roll))
+            live[rec.track].append(StoredFace(rec.frame // every, rec.landmarks, pose))  # type: ignore[arg-type]
+    for track, faces in live.items():
+        resume(source, track, faces)
 
 
 def next_track_id(stored: list[tuple], tracks: list[Track]) -> int:  # type: ignore[type-arg]

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from facetwin.extract.landmarkers.base import Landmarker, LandmarkFit
+from facetwin.extract.landmarkers.base import FaceAt, Landmarker, LandmarkFit, StoredFace
 from facetwin.registry import Registry, import_plugins
 
 LANDMARKERS: Registry[Callable[..., Landmarker]] = Registry("landmarker")
 
-#: dlib's 68-point predictor: the lowest error on the annotated faces (docs/landmarks.md) and
-#: ~1 ms a face, so extract keeps its 60 frames/s; ``dlib-mesh-pose`` adds a better head pose,
-#: ``dlib-mesh-pose-fast`` the same at about dlib's cost on video - not the default because its
-#: per-face state lives in the process: a video resumed after an interruption would store other
-#: poses after the resume point than an uninterrupted run (docs/landmarks.md).
-DEFAULT_LANDMARKER = "dlib"
+#: dlib's 68 points (the lowest error on the annotated faces) with MediaPipe's mesh pose (within
+#: 5 degrees on every known-yaw still, where dlib's rigid pose is 7.3 off at 45), the mesh run
+#: only every few frames of a video track: about dlib's cost, and resumable (docs/landmarks.md).
+DEFAULT_LANDMARKER = "dlib-mesh-pose-fast"
+#: What a face set made before the choice was extracted with (its settings name no landmarker).
+PLAIN_LANDMARKER = "dlib"
 
 
 def create_landmarker(name: str = DEFAULT_LANDMARKER, device: str = "cpu") -> Landmarker:
@@ -32,4 +32,13 @@ def create_landmarker(name: str = DEFAULT_LANDMARKER, device: str = "cpu") -> La
 # Every module beside this one is a plugin that registers itself: adding one is adding a file.
 import_plugins(__name__)
 
-__all__ = ["DEFAULT_LANDMARKER", "LANDMARKERS", "LandmarkFit", "Landmarker", "create_landmarker"]
+__all__ = [
+    "DEFAULT_LANDMARKER",
+    "PLAIN_LANDMARKER",
+    "LANDMARKERS",
+    "FaceAt",
+    "LandmarkFit",
+    "Landmarker",
+    "StoredFace",
+    "create_landmarker",
+]

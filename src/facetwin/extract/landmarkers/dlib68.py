@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from facetwin.extract.landmarkers import LANDMARKERS
-from facetwin.extract.landmarkers.base import LandmarkFit
+from facetwin.extract.landmarkers.base import FaceAt, LandmarkFit
 from facetwin.extract.landmarks import landmarks_68
 
 
@@ -19,7 +19,9 @@ class DlibLandmarker:
     def __init__(self, device: str = "cpu") -> None:
         self.device = device  # dlib-bin is CPU only
 
-    def fit(self, image: np.ndarray, box: tuple[float, float, float, float]) -> LandmarkFit:
+    def fit(
+        self, image: np.ndarray, box: tuple[float, float, float, float], at: FaceAt | None = None
+    ) -> LandmarkFit:
         return LandmarkFit(landmarks_68(image, box))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from facetwin.extract.landmarkers import LANDMARKERS, _mesh
-from facetwin.extract.landmarkers.base import LandmarkFit
+from facetwin.extract.landmarkers.base import FaceAt, LandmarkFit
 from facetwin.extract.landmarks import landmarks_68
 
 
@@ -24,7 +24,9 @@ class MeshLandmarker:
         self.device = device  # a 192 px network: the CPU is the right place for it
         self.net = _mesh.mesh_net()  # loaded (and the model file checked) before the first frame
 
-    def fit(self, image: np.ndarray, box: tuple[float, float, float, float]) -> LandmarkFit:
+    def fit(
+        self, image: np.ndarray, box: tuple[float, float, float, float], at: FaceAt | None = None
+    ) -> LandmarkFit:
         # dlib's points (1 ms) place the crop as MediaPipe's tracker places it from its own
         # points: level eyes, 1.5x the face's extent - the detector box alone is looser
         first = landmarks_68(image, box)
