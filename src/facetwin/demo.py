@@ -29,15 +29,15 @@ HOLDOUT = 0.2
 #: depend on how busy the machine is (a budget in minutes gave 158 iterations under load and
 #: 1,700 on a quiet machine). Each setting won a held-out comparison at equal samples
 #: (benchmarks/quality.py; docs/training.md has the table): a 10x higher peak rate with a
-#: cosine decay, a 128 px output, batch 8 (twice the updates for the same samples), and SSIM
-#: at half size beside L1.
+#: cosine decay, a 128 px output, batch 8 (twice the updates for the same samples), SSIM at
+#: half size beside L1, and a perceptual term from MTCNN's O-Net (train/perceptual.py).
 CPU_ITERATIONS = 2000
 CPU_RECIPE: dict[str, Any] = {
     "arch": "lite-hd",
     "batch": 8,
     "lr": 5e-4,
     "schedule": {"kind": "cosine", "warmup": 100, "final": 0.05},
-    "loss": "l1+ssim_half",
+    "loss": "l1+ssim_half+0.3*onet",
 }
 #: ``original`` on a GPU: the seed's recipe length (~7.5 minutes alone on an H200 at batch 16+16).
 #: The peak rate is 2x the seed's with a warm-up and cosine decay. Measured on an H200

@@ -115,6 +115,15 @@ def _load(net: nn.Module, name: str) -> nn.Module:
 
 
 @cache
+def frozen_onet(device: str) -> ONet:
+    """An O-Net of its own whose weights take no gradient, for training's perceptual loss
+    (``train/perceptual.py``): the detector's nets (:func:`load_nets`) stay untouched."""
+    net = _load(ONet(), "onet").to(device)
+    net.requires_grad_(False)
+    return net  # type: ignore[return-value]
+
+
+@cache
 def load_nets(device: str) -> tuple[nn.Module, nn.Module, nn.Module]:
     """The three nets on ``device``, loaded once per process and device (they are read-only)."""
     return (
