@@ -17,8 +17,8 @@ import pytest
 
 from conftest import DATA
 from facetwin.extract.detectors import create_detector
-from facetwin.extract.landmarkers import FaceAt, StoredFace, create_landmarker
-from facetwin.extract.landmarkers._pose_track import MESH_EVERY, PoseTracker, as_stored
+from facetwin.extract.landmarkers import FaceAt, StoredFace, create_landmarker, stored_pose
+from facetwin.extract.landmarkers._pose_track import MESH_EVERY, PoseTracker
 from facetwin.media.image import read_image
 from facetwin.media.video import iter_frames
 
@@ -93,7 +93,7 @@ def test_stills_get_the_mesh(hog) -> None:  # type: ignore[no-untyped-def]
         pose = fast.fit(img, box).pose
         expected = full.fit(img, box).pose
         assert pose is not None and expected is not None
-        assert pose == as_stored(expected), name
+        assert pose == stored_pose(expected), name
         assert abs(abs(pose[0]) - yaw) <= 5.0, (name, pose)
     assert fast.tracker.mesh_runs == runs + len(STILLS)
 
@@ -143,7 +143,7 @@ def test_a_resumed_track_reports_what_an_uninterrupted_one_did(hog) -> None:  # 
     for i, frame, box in seq:
         fit = whole.fit(frame, box, FaceAt(0, 3, i))
         assert fit.pose is not None
-        stored.append(StoredFace(i, fit.points, as_stored(fit.pose)))
+        stored.append(StoredFace(i, fit.points, stored_pose(fit.pose)))
         poses.append(fit.pose)
     cut = 13  # frames 100-112 stored before the interruption
     resumed = create_landmarker("dlib-mesh-pose-fast")

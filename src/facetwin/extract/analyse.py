@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from facetwin.extract.detectors import Detection
-from facetwin.extract.landmarkers import FaceAt, Landmarker, LandmarkFit
+from facetwin.extract.landmarkers import FaceAt, Landmarker, LandmarkFit, stored_pose
 from facetwin.extract.landmarks import (
     MAX_KEYPOINT_DISTANCE,
     box_towards,
@@ -165,6 +165,7 @@ def face_row(
     """The row of one analysed face. ``landmarks_final``: its raw landmarks are also its
     smoothed ones (a photo's face); a video's are smoothed along their track when the source
     is finished."""
+    yaw, pitch, roll = stored_pose(fd.pose)
     return FaceRow(
         source_id=source_id,
         frame=frame,
@@ -181,7 +182,7 @@ def face_row(
         embedding=emb,
         embedding_frame=emb_frame,
         blur=round(fd.blur, 4),
-        yaw=round(fd.pose[0], 3),
-        pitch=round(fd.pose[1], 3),
-        roll=round(fd.pose[2], 3),
+        yaw=yaw,
+        pitch=pitch,
+        roll=roll,
     )

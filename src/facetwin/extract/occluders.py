@@ -31,7 +31,7 @@ from facetwin.extract.hands import PHOTO_SCALES, VIDEO_SCALES, HandFinder, Scale
 from facetwin.extract.landmarkers import PLAIN_LANDMARKER
 from facetwin.face.boxes import Box
 from facetwin.face.masks import OCCLUDER_CUT
-from facetwin.faceset import DB_NAME, FaceSet
+from facetwin.faceset import DB_NAME, FaceRecord, FaceSet
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +85,16 @@ class HandCuts:
         if self.enabled and (masks == OCCLUDER_CUT).any():
             self.seen[(source, track)] = step
 
-    def restore(self, fs: FaceSet, source: int, tracks: list[Any]) -> None:
+    def restore(
+        self, fs: FaceSet, source: int, tracks: list[Any], stored: list[FaceRecord]
+    ) -> None:
         """What an uninterrupted run would know at a resume: for each live track, the last of
-        its stored faces (within ``every`` processed frames of its last) with a hand cut out."""
+        its ``stored`` faces (the source's, in frame order) within ``every`` processed frames of
+        its last with a hand cut out."""
         if not self.enabled or not tracks:
             return
         since = {t.id: t.last_frame // self.stride - self.every for t in tracks}
-        for rec in sorted(fs.faces(source_id=source), key=lambda r: r.frame):
+        for rec in stored:
             step = rec.frame // self.stride
             if rec.track is None or rec.track not in since or step < since[rec.track]:
                 continue

@@ -166,10 +166,11 @@ class Extractor:
         info = probe(path)
         sid = self.fs.add_source(key, "video", info.width, info.height, info.fps, info.frame_count)
         start = int(self.fs.source(key)["next_frame"])  # type: ignore[index]
-        # the tracks alive at the last committed frame: the tracker resumes from exactly there
+        # the tracks alive at the last commit and what they stored: all resume from exactly there
         tracks = restore_tracks(self.fs.tracks(sid), start, self.cfg.every) if start else []
-        self.cuts.restore(self.fs, sid, tracks)
-        resume_landmarker(self.landmarker, self.fs, sid, tracks, self.cfg.every)
+        stored = sorted(self.fs.faces(source_id=sid), key=lambda r: r.frame) if tracks else []
+        self.cuts.restore(self.fs, sid, tracks, stored)
+        resume_landmarker(self.landmarker, sid, tracks, stored, self.cfg.every)
         bar.update(start)
         frames: list[tuple[int, int]] = []
         rows: list[FaceRow] = []

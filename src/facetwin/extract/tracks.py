@@ -24,7 +24,7 @@ from facetwin.extract.landmarkers import StoredFace
 from facetwin.face.align import alignment_matrix
 from facetwin.face.boxes import iou, landmark_box
 from facetwin.face.tracking import smooth_track
-from facetwin.faceset import FaceRecord, FaceRow, FaceSet
+from facetwin.faceset import FaceRecord, FaceRow
 
 #: A whole-frame detection continues the free track it overlaps most, above this IoU.
 MATCH_IOU = 0.3
@@ -116,16 +116,16 @@ def restore_tracks(rows: list[tuple], start: int, every: int) -> list[Track]:  #
 
 
 def resume_landmarker(
-    landmarker: Any, fs: FaceSet, source: int, tracks: list[Track], every: int
+    landmarker: Any, source: int, tracks: list[Track], stored: list[FaceRecord], every: int
 ) -> None:
     """Give a landmarker that follows faces over frames (one with ``resume``, e.g.
-    ``dlib-mesh-pose-fast``) each live track's stored faces, so that it goes on from the resume
-    point as an uninterrupted run would (landmarkers/base.py)."""
+    ``dlib-mesh-pose-fast``) each live track's ``stored`` faces (the source's, in frame order),
+    so that it goes on from the resume point as an uninterrupted run would (landmarkers/base.py)."""
     resume = getattr(landmarker, "resume", None)
     if resume is None or not tracks:
         return
     live: dict[int, list[StoredFace]] = {t.id: [] for t in tracks}
-    for rec in sorted(fs.faces(source_id=source), key=lambda r: r.frame):
+    for rec in stored:
         if rec.track in live:
             pose = tuple(np.nan if v is None else v for v in (rec.yaw, rec.pitch, rec.roll))
             live[rec.track].append(StoredFace(rec.frame // every, rec.landmarks, pose))  # type: ignore[arg-type]

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from facetwin.extract.landmarkers.base import FaceAt, Landmarker, LandmarkFit, StoredFace
+from facetwin.extract.landmarkers.base import (
+    FaceAt,
+    Landmarker,
+    LandmarkFit,
+    StoredFace,
+    stored_pose,
+)
 from facetwin.registry import Registry, import_plugins
 
 LANDMARKERS: Registry[Callable[..., Landmarker]] = Registry("landmarker")
@@ -41,4 +47,5 @@ __all__ = [
     "Landmarker",
     "StoredFace",
     "create_landmarker",
+    "stored_pose",
 ]

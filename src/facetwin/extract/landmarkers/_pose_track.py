@@ -31,21 +31,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from facetwin.extract.landmarkers.base import FaceAt, Pose, StoredFace
+from facetwin.extract.landmarkers.base import FaceAt, Pose, StoredFace, stored_pose
 
 MESH_EVERY = 8  # processed frames from one scheduled mesh run to the next
 MAX_TURN = 5.0  # degrees of rigid-pose change (any axis) that call for the mesh at once
 GAIN = 0.5  # share of the rigid pose's change added to the last mesh pose
-DECIMALS = 3  # the face set stores poses rounded to this (extract/analyse.py: face_row)
-
-
-def as_stored(pose: Pose) -> Pose:
-    """``pose`` as the face set keeps it."""
-    return (
-        round(float(pose[0]), DECIMALS),
-        round(float(pose[1]), DECIMALS),
-        round(float(pose[2]), DECIMALS),
-    )
 
 
 def read_back(pose: Pose) -> Callable[[], Pose]:
@@ -89,7 +79,7 @@ class PoseTracker:
         if state is not None and not self.due(state, step, rigid):
             moved = state.mesh + self.gain * (rigid - state.rigid)
             return replace(state, step=step), (float(moved[0]), float(moved[1]), float(moved[2]))
-        measured = as_stored(mesh())
+        measured = stored_pose(mesh())
         return TrackState(rigid, np.asarray(measured, np.float64), step), measured
 
     def pose(self, at: FaceAt | None, rigid: Pose, mesh: Callable[[], Pose]) -> Pose:
@@ -99,7 +89,7 @@ class PoseTracker:
         now = np.asarray(rigid, np.float64)
         if at is None:
             self.mesh_runs += 1
-            return as_stored(mesh())
+            return stored_pose(mesh())
         key = (at.source, at.track)
         before, after = self.tracks.get(key, (None, None))
         state = before if after is not None and after.step == at.step else after
@@ -122,9 +112,19 @@ class PoseTracker:
     ) -> None:
         """Rebuild a track's state from its stored ``faces`` (in frame order, from its first):
         the same decisions as the run that stored them, the mesh poses read back instead of
-        measured. ``rigid_pose(points, shape)`` is the rigid pose the live calls computed."""
+        measured. ``rigid_pose(points, shape)`` is the rigid pose the live calls computed.
+        Only the faces from the last one where the mesh ran whatever the state (a scheduled
+        frame, or the first after a gap) are replayed: nothing before it is in the state."""
+        start = max(
+            (
+                i
+                for i, face in enumerate(faces)
+                if face.step % self.mesh_every == 0 or (i and faces[i - 1].step != face.step - 1)
+            ),
+            default=0,
+        )
         state: TrackState | None = None
-        for face in faces:
+        for face in faces[start:]:
             now = np.asarray(rigid_pose(face.points, shape), np.float64)
             state, _ = self.step(state, face.step, now, read_back(face.pose))
         if state is not None:

@@ -8,6 +8,17 @@ from typing import Protocol
 import numpy as np
 
 Pose = tuple[float, float, float]
+POSE_DECIMALS = 3  # the face set stores yaw, pitch and roll rounded to this
+
+
+def stored_pose(pose: Pose) -> Pose:
+    """``pose`` as the face set keeps it: what extract stores and what a landmarker that
+    replays stored faces (``dlib-mesh-pose-fast``) must hold to match it exactly."""
+    return (
+        round(float(pose[0]), POSE_DECIMALS),
+        round(float(pose[1]), POSE_DECIMALS),
+        round(float(pose[2]), POSE_DECIMALS),
+    )
 
 
 @dataclass(frozen=True)
