@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from facetwin.errors import UsageError
 from facetwin.registry import Registry
-from facetwin.train.perceptual import onet_distance
+from facetwin.train.perceptual import onet_stages
 
 Term = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 TERMS: Registry[Term] = Registry("loss")
@@ -147,7 +147,11 @@ def onet(
     """A perceptual term: MTCNN O-Net's early activations, not eval's judge (train/perceptual.py).
     In the CPU demo recipe at 0.3 it raised the held-out sharpness ratio from 0.43 to 0.59 / 0.54
     with identity kept (benchmarks/results/quality-probes-2026-12-07c.json)."""
-    return onet_distance(pred, target, weight)
+    stages = onet_stages(pred, target, weight)
+    total = pred.new_zeros(())
+    for got, want, w in stages:  # each stage over the target's mean activation there
+        total = total + weighted_mean((got - want).abs(), w) / want.abs().mean().clamp_min(EPS)
+    return total / len(stages)
 
 
 @dataclass(frozen=True)

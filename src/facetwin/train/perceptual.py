@@ -40,20 +40,21 @@ def onet_features(net: ONet, x: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-def onet_distance(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean over the stages of the weighted L1 between ``pred``'s and ``target``'s activations,
-    each over the target's mean activation magnitude. ``weight``: (N, 1, H, W) per pixel."""
+def onet_stages(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per compared stage: ``pred``'s activations, ``target``'s (no gradient) and the per-pixel
+    ``weight`` (N, 1, H, W) brought to their size - what the ``onet`` loss term
+    (train/losses.py) compares."""
     net = frozen_onet(str(pred.device))
     if pred.shape[-1] >= HALVE_FROM:
         pred, target, weight = (F.avg_pool2d(t, 2) for t in (pred, target, weight))
     with torch.no_grad():
         wanted = onet_features(net, target)
-    total = pred.new_zeros(())
-    for got, want in zip(onet_features(net, pred), wanted):
-        w = F.interpolate(weight, size=got.shape[-2:], mode="area")
-        l1 = ((got - want).abs() * w).sum() / (w.sum() * got.shape[1]).clamp_min(1e-6)
-        total = total + l1 / want.abs().mean().clamp_min(1e-6)
-    return total / STAGES
+    return [
+        (got, want, F.interpolate(weight, size=got.shape[-2:], mode="area"))
+        for got, want in zip(onet_features(net, pred), wanted)
+    ]
 
 
-__all__ = ["STAGES", "onet_distance", "onet_features"]
+__all__ = ["STAGES", "onet_features", "onet_stages"]
