@@ -12,7 +12,7 @@ nose and mouth as a face network sees them. Its weights are the detector's own (
 Each stage's L1 is divided by the mean magnitude of the target's activations there, so both
 stages count alike and the term's scale does not depend on the network's units. The images are
 averaged 2x2 first when they are 96 px or larger: O-Net sees 48 px faces, its stages are cheap at
-64 px, and at 128 px the term cost ~10x as much for the same two stages.
+64 px, and at 128 px each stage would work on four times the pixels.
 """
 
 from __future__ import annotations
